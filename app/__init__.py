@@ -1,0 +1,78 @@
+"""Twoway: two-way business texting. `create_app` builds the Flask app."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, request
+
+from app import config as app_config
+from app.extensions import csrf, db, login_manager, migrate, redis_store
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """The application factory: defaults, then environment variables, then `test_config`."""
+    app = Flask(__name__, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(app_config.load(app.instance_path))
+    if test_config:
+        app.config.from_mapping(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _development_secret_key(Path(app.instance_path))
+
+    # The Vonage SDK logs request data and auth headers at DEBUG: never let it.
+    logging.getLogger("vonage").setLevel(logging.INFO)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).parent.parent / "migrations"))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    redis_store.init_app(app)
+
+    from app import models  # noqa: F401  (registers every table with SQLAlchemy)
+    from app.routes import register_blueprints
+
+    register_blueprints(app)
+    _register_login(app)
+    _register_htmx_vary(app)
+
+    from app.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _development_secret_key(instance: Path) -> str:
+    """A random key kept in the instance folder, so development sessions survive restarts."""
+    key_file = instance / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def _register_login(app: Flask) -> None:
+    from app.models import User
+
+    login_manager.login_view = "auth.sign_in"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        return db.session.get(User, int(user_id))
+
+
+def _register_htmx_vary(app: Flask) -> None:
+    @app.after_request
+    def vary_on_htmx(response: Response) -> Response:
+        # Pages and their fragments share URLs: caches must keep them apart.
+        response.vary.add("HX-Request")
+        if request.path.startswith("/static/"):
+            return response
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response

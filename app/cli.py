@@ -1,0 +1,41 @@
+"""Command-line commands (`flask --app wsgi seed-demo`)."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from werkzeug.security import generate_password_hash
+
+from app.extensions import db
+from app.models import Business, User
+
+DEMO_EMAIL = "owner@demo.twoway.local"
+DEMO_PASSWORD = "demo-password"
+
+
+def seed_demo_business() -> User:
+    """Creates the demo business and its owner once; returns the owner."""
+    owner = db.session.execute(db.select(User).filter_by(email=DEMO_EMAIL)).scalar_one_or_none()
+    if owner is not None:
+        return owner
+    business = Business(
+        name="Bright Smile Dental", country="US", time_zone="America/New_York", plan="growth"
+    )
+    owner = User(
+        business=business,
+        email=DEMO_EMAIL,
+        name="Dana Owner",
+        role="owner",
+        password_hash=generate_password_hash(DEMO_PASSWORD),
+    )
+    db.session.add_all([business, owner])
+    db.session.commit()
+    return owner
+
+
+def register_cli(app: Flask) -> None:
+    @app.cli.command("seed-demo")
+    def seed_demo() -> None:
+        """Create the demo business (idempotent)."""
+        seed_demo_business()
+        click.echo(f"Demo business ready: sign in as {DEMO_EMAIL} / {DEMO_PASSWORD}")

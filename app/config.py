@@ -1,0 +1,112 @@
+"""Configuration: defaults, then environment variables, then a test override.
+
+Every setting the app reads is listed in `ENVIRONMENT` so the README's table and the code
+cannot drift apart (a test checks that the README names each one).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+# name -> (default, what it is for). The default is a string as it would come from the
+# environment, or None when unset means "use the embedded development stand-in".
+ENVIRONMENT: dict[str, tuple[str | None, str]] = {
+    "SECRET_KEY": (
+        None,
+        "Signs sessions, CSRF tokens and email links. Required in production; "
+        "development generates one in instance/secret_key.",
+    ),
+    "DATABASE_URL": (
+        None,
+        "SQLAlchemy URL, e.g. postgresql+psycopg://user@host/twoway. "
+        "Unset: SQLite file instance/twoway.db.",
+    ),
+    "REDIS_URL": (
+        None,
+        "Redis for jobs and live events, e.g. redis://127.0.0.1:6379/0. "
+        "Unset: in-process Redis stand-in and an in-process worker.",
+    ),
+    "PUBLIC_URL": (
+        "http://127.0.0.1:5000",
+        "The address clients and Vonage reach this app at; used for email links and webhook URLs.",
+    ),
+    "VONAGE_API_KEY": ("sandbox-key", "Vonage API key."),
+    "VONAGE_API_SECRET": ("sandbox-secret", "Vonage API secret."),
+    "VONAGE_SIGNATURE_SECRET": (
+        "sandbox-signature-secret",
+        "Vonage signature secret; webhooks without a valid signature are refused.",
+    ),
+    "VONAGE_SIGNATURE_METHOD": ("sha256", "md5, sha1, sha256 or sha512 (HMAC)."),
+    "VONAGE_REST_HOST": ("rest.nexmo.com", "Host of Vonage's REST API (SMS, Numbers)."),
+    "VONAGE_API_HOST": ("api.nexmo.com", "Host of Vonage's API (toll-free verification)."),
+    "VONAGE_TIMEOUT": ("10", "Seconds before a call to Vonage gives up."),
+    "VONAGE_WEBHOOK_MAX_AGE": ("300", "Seconds a signed webhook's timestamp may differ from now."),
+    "VONAGE_PLAIN_HTTP": ("0", "1 only for the local sandbox: talk plain HTTP to the hosts above."),
+    "SANDBOX": (
+        "0",
+        "1 in the demo: the Vonage sandbox runs beside the app and development "
+        "pages (captured email at /dev/mail) are on. Never in production.",
+    ),
+    "MAIL_SERVER": (
+        None,
+        "SMTP host. Unset: emails are captured in instance/mail (shown at /dev/mail in the demo).",
+    ),
+    "MAIL_PORT": ("587", "SMTP port."),
+    "MAIL_USERNAME": (None, "SMTP user name."),
+    "MAIL_PASSWORD": (None, "SMTP password."),
+    "MAIL_USE_TLS": ("1", "1 to use STARTTLS."),
+    "MAIL_FROM": ("Twoway <no-reply@twoway.local>", "Sender of account emails."),
+    "SSE_HEARTBEAT_SECONDS": ("15", "Seconds between heartbeats on an open event stream."),
+    "EVENTS_RETAINED": ("1000", "Events kept per business for replay after a reconnect."),
+    "SIGNIN_MAX_FAILURES": ("5", "Failed sign-ins per email (and per address) before a pause."),
+    "SIGNIN_LOCKOUT_SECONDS": ("900", "How long sign-in is refused after too many failures."),
+    "MAX_CONTENT_LENGTH": ("65536", "Largest request body accepted, in bytes."),
+}
+
+INT_SETTINGS = {
+    "VONAGE_WEBHOOK_MAX_AGE",
+    "MAIL_PORT",
+    "SSE_HEARTBEAT_SECONDS",
+    "EVENTS_RETAINED",
+    "SIGNIN_MAX_FAILURES",
+    "SIGNIN_LOCKOUT_SECONDS",
+    "MAX_CONTENT_LENGTH",
+}
+FLOAT_SETTINGS = {"VONAGE_TIMEOUT"}
+BOOL_SETTINGS = {"VONAGE_PLAIN_HTTP", "SANDBOX", "MAIL_USE_TLS"}
+
+
+def _convert(name: str, raw: str | None) -> Any:
+    if raw is None:
+        return None
+    if name in INT_SETTINGS:
+        return int(raw)
+    if name in FLOAT_SETTINGS:
+        return float(raw)
+    if name in BOOL_SETTINGS:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    return raw
+
+
+def load(instance_path: str, environ: dict[str, str] | os._Environ[str] = os.environ) -> dict:
+    """Builds the config mapping from the defaults and the environment."""
+    config: dict[str, Any] = {
+        name: _convert(name, environ.get(name, default))
+        for name, (default, _) in ENVIRONMENT.items()
+    }
+    database_url = config.pop("DATABASE_URL") or (
+        "sqlite:///" + str(Path(instance_path) / "twoway.db")
+    )
+    if database_url.startswith("postgresql://"):
+        # psycopg 3 is the driver this project installs.
+        database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+    config["SQLALCHEMY_DATABASE_URI"] = database_url
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+    config["MAIL_CAPTURE_DIR"] = str(Path(instance_path) / "mail")
+    config["SESSION_COOKIE_HTTPONLY"] = True
+    config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    config["REMEMBER_COOKIE_SAMESITE"] = "Lax"
+    config["WTF_CSRF_TIME_LIMIT"] = None  # tokens live as long as the session
+    return config

@@ -1,0 +1,1 @@
+"""Business rules as plain functions: called by views and by jobs alike."""

@@ -1,0 +1,164 @@
+"""Sign-up, sign-in, sign-in throttling, sign-out and password reset."""
+
+from __future__ import annotations
+
+import re
+
+from app.extensions import db
+from app.models import Business, User
+from tests.conftest import PASSWORD, page_text
+
+
+def _sign_up(actions, **overrides):
+    form = {
+        "business_name": "Glow Salon",
+        "country": "US",
+        "time_zone": "America/Chicago",
+        "plan": "growth",
+        "name": "Gloria",
+        "email": "Gloria@Example.com",
+        "password": "a-long-password",
+    }
+    form.update(overrides)
+    return actions.post("/sign-up", form)
+
+
+def test_sign_up_creates_the_business_and_its_owner_and_signs_in(app, actions, client):
+    response = _sign_up(actions)
+    assert response.status_code == 302
+    with app.app_context():
+        owner = db.session.execute(db.select(User)).scalar_one()
+        assert owner.email == "gloria@example.com"
+        assert owner.role == "owner"
+        assert (
+            owner.business.name,
+            owner.business.country,
+            owner.business.time_zone,
+            owner.business.plan,
+        ) == ("Glow Salon", "US", "America/Chicago", "growth")
+        assert owner.password_hash != "a-long-password"
+    assert client.get("/inbox").status_code == 200
+
+
+def test_sign_up_with_an_email_already_used_is_refused(app, actions, make_business):
+    make_business()
+    response = _sign_up(actions, email="owner1@example.com")
+    assert response.status_code == 422
+    assert "already exists" in page_text(response)
+    with app.app_context():
+        assert db.session.execute(db.select(db.func.count(Business.id))).scalar() == 1
+
+
+def test_sign_up_refuses_a_short_password_and_creates_nothing(app, actions):
+    response = _sign_up(actions, password="short")
+    assert response.status_code == 422
+    assert "at least 10 characters" in page_text(response)
+    with app.app_context():
+        assert db.session.execute(db.select(db.func.count(User.id))).scalar() == 0
+
+
+def test_sign_up_refuses_an_unknown_plan_country_or_time_zone(actions):
+    assert _sign_up(actions, plan="platinum").status_code == 422
+    assert _sign_up(actions, country="XX").status_code == 422
+    assert _sign_up(actions, time_zone="Mars/Olympus").status_code == 422
+
+
+def test_sign_in_with_the_right_password_opens_the_inbox(actions, make_business, client):
+    business = make_business()
+    response = actions.sign_in(business["owner"][1])
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/inbox"
+
+
+def test_sign_in_with_a_wrong_password_is_refused(actions, make_business, client):
+    business = make_business()
+    response = actions.sign_in(business["owner"][1], "not-the-password")
+    assert response.status_code == 401
+    assert "don't match" in page_text(response)
+    assert client.get("/inbox").status_code == 302
+
+
+def test_repeated_failed_sign_ins_are_refused_even_with_the_right_password(
+    app, actions, make_business, client
+):
+    business = make_business()
+    email = business["owner"][1]
+    for _ in range(app.config["SIGNIN_MAX_FAILURES"]):
+        assert actions.sign_in(email, "guess").status_code == 401
+    response = actions.sign_in(email, PASSWORD)
+    assert response.status_code == 429
+    assert "Too many failed sign-ins" in page_text(response)
+    assert client.get("/inbox").status_code == 302
+
+
+def test_sign_in_follows_only_same_site_next_links(actions, make_business):
+    business = make_business()
+    email = business["owner"][1]
+    ok = actions.post("/sign-in", {"email": email, "password": PASSWORD, "next": "/clients"})
+    assert ok.headers["Location"] == "/clients"
+    actions.sign_out()
+    evil = actions.post(
+        "/sign-in", {"email": email, "password": PASSWORD, "next": "//evil.example.com/x"}
+    )
+    assert evil.headers["Location"] == "/inbox"
+
+
+def test_sign_out_ends_the_session(actions, make_business, client):
+    business = make_business()
+    actions.sign_in(business["owner"][1])
+    assert actions.sign_out().status_code == 302
+    assert client.get("/inbox").status_code == 302
+
+
+def test_removed_staff_cannot_sign_in(app, actions, make_business):
+    business = make_business(staff=("staff",))
+    with app.app_context():
+        member = db.session.get(User, business["staff"][0])
+        member.deactivated_at = db.func.now()
+        db.session.commit()
+    assert actions.sign_in(business["staff"][1]).status_code == 401
+
+
+def _reset_link(mailbox) -> str:
+    body = mailbox()[-1].get_body(("plain",)).get_content()
+    return re.search(r"http://twoway\.test(/password/reset/\S+)", body).group(1)
+
+
+def test_password_reset_by_email_sets_a_new_password(actions, make_business, mailbox, run_jobs):
+    business = make_business()
+    email = business["owner"][1]
+    actions.post("/password/forgot", {"email": email})
+    run_jobs()
+    assert mailbox()[-1]["To"] == email
+    link = _reset_link(mailbox)
+    assert actions.post(link, {"password": "a-brand-new-password"}).status_code == 302
+    assert actions.sign_in(email, PASSWORD).status_code == 401
+    assert actions.sign_in(email, "a-brand-new-password").status_code == 302
+
+
+def test_a_password_reset_link_works_only_once(actions, make_business, mailbox, run_jobs):
+    business = make_business()
+    actions.post("/password/forgot", {"email": business["owner"][1]})
+    run_jobs()
+    link = _reset_link(mailbox)
+    actions.post(link, {"password": "a-brand-new-password"})
+    again = actions.post(link, {"password": "yet-another-password"})
+    assert again.status_code == 400
+    assert "already been used" in page_text(again)
+
+
+def test_a_forged_password_reset_link_is_refused(actions):
+    response = actions.client.get("/password/reset/not-a-real-token")
+    assert response.status_code == 400
+    assert "not valid" in page_text(response)
+
+
+def test_password_reset_for_an_unknown_email_sends_nothing_and_says_the_same(
+    actions, make_business, mailbox, run_jobs
+):
+    make_business()
+    known = actions.post("/password/forgot", {"email": "owner1@example.com"})
+    unknown = actions.post("/password/forgot", {"email": "nobody@example.com"})
+    run_jobs()
+    assert len(mailbox()) == 1
+    assert known.get_data(as_text=True) == unknown.get_data(as_text=True)

@@ -1,0 +1,126 @@
+"""Every row that belongs to a business is reachable only by its own staff.
+
+The checks walk the app's URL map, so a route added later is covered without anyone
+remembering to add a test: a route whose URL names a row must have a maker in ROW_MAKERS.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Invitation
+from app.models.types import utcnow
+
+# URL parameters that are not ids of a business's rows.
+NOT_ROW_IDS = {"filename", "token"}
+
+# Routes that need no sign-in: public pages, webhooks (signed instead) and static files.
+PUBLIC_ENDPOINTS = {
+    "static",
+    "shell.home",
+    "auth.sign_in_form",
+    "auth.sign_in",
+    "auth.sign_up_form",
+    "auth.sign_up",
+    "auth.forgot_password_form",
+    "auth.forgot_password",
+    "auth.reset_password_form",
+    "auth.reset_password",
+    "auth.accept_invitation",
+    "auth.join_business",
+    "dev.mail",
+}
+
+
+def _make_invitation(other: dict) -> int:
+    invitation = Invitation(
+        business_id=other["id"],
+        email="guest@example.com",
+        role="staff",
+        token_hash="x" * 64,
+        invited_by_id=other["owner"][0],
+        expires_at=utcnow() + timedelta(days=1),
+    )
+    db.session.add(invitation)
+    db.session.commit()
+    return invitation.id
+
+
+# URL parameter -> makes a row of that kind in the *other* business and returns its id.
+ROW_MAKERS = {
+    "user_id": lambda other: other["staff"][0],
+    "invitation_id": _make_invitation,
+}
+
+
+def _snapshot() -> dict:
+    return {
+        table.name: sorted(map(tuple, db.session.execute(select(table)).all()), key=repr)
+        for table in db.metadata.sorted_tables
+    }
+
+
+def _routes_with_row_ids(app):
+    for rule in app.url_map.iter_rules():
+        row_args = rule.arguments - NOT_ROW_IDS
+        if row_args:
+            yield rule, row_args
+
+
+def test_every_route_that_names_a_row_has_a_maker_for_the_isolation_check(app):
+    missing = {
+        rule.rule: sorted(args - ROW_MAKERS.keys())
+        for rule, args in _routes_with_row_ids(app)
+        if args - ROW_MAKERS.keys()
+    }
+    assert missing == {}, "add these parameters to ROW_MAKERS in this file"
+
+
+def test_another_businesss_row_answers_404_on_every_route_and_changes_nothing(
+    app, actions, make_business
+):
+    mine = make_business(staff=("staff",))
+    other = make_business(staff=("staff",))
+    # The owner passes every role check, so a 404 can only come from tenant isolation.
+    actions.sign_in(mine["owner"][1])
+    token = actions.csrf_token()
+    checked = 0
+    for rule, args in _routes_with_row_ids(app):
+        with app.app_context():
+            values = {arg: ROW_MAKERS[arg](other) for arg in args}
+            before = _snapshot()
+        url = rule.rule
+        for arg, value in values.items():
+            url = url.replace(f"<int:{arg}>", str(value)).replace(f"<{arg}>", str(value))
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = actions.client.open(
+                url, method=method, data={"csrf_token": token}, headers={"X-CSRFToken": token}
+            )
+            assert response.status_code == 404, f"{method} {url} answered {response.status_code}"
+            checked += 1
+        with app.app_context():
+            assert _snapshot() == before, f"{rule.rule} changed another business's data"
+    assert checked > 0
+
+
+def test_every_private_route_sends_anonymous_visitors_to_sign_in(app, actions):
+    token = actions.csrf_token()  # a valid token, so only the sign-in check can refuse
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC_ENDPOINTS or rule.endpoint.startswith("webhooks."):
+            continue
+        url = rule.rule
+        for arg in rule.arguments:
+            url = url.replace(f"<int:{arg}>", "1").replace(f"<{arg}>", "x")
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = actions.client.open(url, method=method, data={"csrf_token": token})
+            if rule.endpoint == "events.stream":  # EventSource can't follow a sign-in page
+                assert response.status_code == 401, f"{method} {url}"
+            else:
+                assert response.status_code == 302, f"{method} {url}"
+                assert response.headers["Location"].startswith("/sign-in"), f"{method} {url}"
+            checked += 1
+    assert checked > 0
