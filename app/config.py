@@ -38,7 +38,8 @@ ENVIRONMENT: dict[str, tuple[str | None, str]] = {
         "sandbox-signature-secret",
         "Vonage signature secret; webhooks without a valid signature are refused.",
     ),
-    "VONAGE_SIGNATURE_METHOD": ("sha256", "md5, sha1, sha256 or sha512 (HMAC)."),
+    "VONAGE_SIGNATURE_METHOD": ("sha256", "md5, sha1, sha256 or sha512 (HMAC), or md5hash "
+                                "(Vonage's older plain MD5 method)."),
     "VONAGE_REST_HOST": ("rest.nexmo.com", "Host of Vonage's REST API (SMS, Numbers)."),
     "VONAGE_API_HOST": ("api.nexmo.com", "Host of Vonage's API (toll-free verification)."),
     "VONAGE_TIMEOUT": ("10", "Seconds before a call to Vonage gives up."),

@@ -26,10 +26,7 @@ from app.extensions import db
 from app.inprocess_worker import run_pending_jobs
 from app.models import Business, User
 
-try:  # TEMPORARY while the sandbox lands
-    from tests.sandbox_fixtures import *  # noqa: F403  (sandbox, gateway, webhook_catcher, ...)
-except ModuleNotFoundError:
-    pass
+from tests.sandbox_fixtures import *  # noqa: F403  (sandbox, gateway, webhook_catcher, ...)
 
 PASSWORD = "correct-horse-battery"
 PASSWORD_HASH = generate_password_hash(PASSWORD)  # hashing is slow on purpose: do it once
