@@ -7,9 +7,10 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 
 from app import config as app_config
+from app import templating
 from app.extensions import csrf, db, login_manager, migrate, redis_store
 
 
@@ -26,6 +27,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # The Vonage SDK logs request data and auth headers at DEBUG: never let it.
     logging.getLogger("vonage").setLevel(logging.INFO)
 
+    # Before CSRFProtect's hook, which reads the form: an upload view may allow a larger body.
+    app.before_request(_apply_upload_limit)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent.parent / "migrations"))
     login_manager.init_app(app)
@@ -36,6 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.routes import register_blueprints
 
     register_blueprints(app)
+    templating.register(app)
     _register_login(app)
     _register_htmx_vary(app)
 
@@ -43,6 +47,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     register_cli(app)
     return app
+
+
+def _apply_upload_limit() -> None:
+    view = current_app.view_functions.get(request.endpoint or "")
+    limit = getattr(view, "max_upload_bytes", None)
+    if limit:
+        request.max_content_length = limit
 
 
 def _development_secret_key(instance: Path) -> str:

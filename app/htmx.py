@@ -12,6 +12,6 @@ def is_htmx_request() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def render_page_or_fragment(page: str, fragment: str, **context: Any) -> str:
+def render_page_or_fragment(page_template: str, fragment_template: str, **context: Any) -> str:
     """The whole page for a normal request, only the fragment for an htmx request."""
-    return render_template(fragment if is_htmx_request() else page, **context)
+    return render_template(fragment_template if is_htmx_request() else page_template, **context)

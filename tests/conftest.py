@@ -25,7 +25,6 @@ from app import create_app
 from app.extensions import db
 from app.inprocess_worker import run_pending_jobs
 from app.models import Business, User
-
 from tests.sandbox_fixtures import *  # noqa: F403  (sandbox, gateway, webhook_catcher, ...)
 
 PASSWORD = "correct-horse-battery"

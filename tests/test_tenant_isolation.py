@@ -11,11 +11,11 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Invitation
+from app.models import Client, ClientImport, Invitation
 from app.models.types import utcnow
 
 # URL parameters that are not ids of a business's rows.
-NOT_ROW_IDS = {"filename", "token"}
+NOT_ROW_IDS = {"filename", "token", "kind"}
 
 # Routes that need no sign-in: public pages, webhooks (signed instead) and static files.
 PUBLIC_ENDPOINTS = {
@@ -49,10 +49,28 @@ def _make_invitation(other: dict) -> int:
     return invitation.id
 
 
+def _make_client(other: dict) -> int:
+    client = Client(business_id=other["id"], name="Their client", search_text="their client")
+    db.session.add(client)
+    db.session.commit()
+    return client.id
+
+
+def _make_import(other: dict) -> int:
+    job = ClientImport(business_id=other["id"], started_by_id=other["owner"][0],
+                       filename="theirs.csv", csv_text="name,phone\n", errors=[])
+    db.session.add(job)
+    db.session.commit()
+    return job.id
+
+
 # URL parameter -> makes a row of that kind in the *other* business and returns its id.
 ROW_MAKERS = {
     "user_id": lambda other: other["staff"][0],
     "invitation_id": _make_invitation,
+    "client_id": _make_client,
+    "other_id": _make_client,
+    "import_id": _make_import,
 }
 
 

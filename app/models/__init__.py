@@ -1,5 +1,18 @@
 """Every model, importable from one place (Alembic and the app load them all here)."""
 
 from app.models.accounts import ROLES, SETTINGS_ROLES, Business, Invitation, User
+from app.models.clients import (
+    SOURCES,
+    Client,
+    ClientEmail,
+    ClientImport,
+    ClientNote,
+    ClientPhone,
+    ClientTag,
+    OptOut,
+)
 
-__all__ = ["ROLES", "SETTINGS_ROLES", "Business", "Invitation", "User"]
+__all__ = [
+    "ROLES", "SETTINGS_ROLES", "SOURCES", "Business", "Client", "ClientEmail", "ClientImport",
+    "ClientNote", "ClientPhone", "ClientTag", "Invitation", "OptOut", "User",
+]

@@ -6,11 +6,12 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.routes import auth, dev, errors, events, shell, team
+    from app.routes import auth, clients, dev, errors, events, shell, team
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(shell.bp)
     app.register_blueprint(team.bp)
+    app.register_blueprint(clients.bp)
     app.register_blueprint(events.bp)
     if not app.config.get("MAIL_SERVER") and (app.config["SANDBOX"] or app.testing):
         app.register_blueprint(dev.bp)  # captured emails, readable in the demo only

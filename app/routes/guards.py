@@ -21,3 +21,13 @@ def settings_role_required(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, **kwargs)
 
     return guarded
+
+
+def allows_upload(max_bytes: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Lets this view accept a body up to `max_bytes` (others stop at MAX_CONTENT_LENGTH)."""
+
+    def mark(view: Callable[..., Any]) -> Callable[..., Any]:
+        view.max_upload_bytes = max_bytes  # type: ignore[attr-defined]
+        return view
+
+    return mark

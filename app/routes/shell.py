@@ -23,12 +23,6 @@ def inbox():
     return render_template("shell/inbox.html")
 
 
-@bp.get("/clients")
-@login_required
-def clients():
-    return render_template("shell/clients.html")
-
-
 @bp.get("/actions")
 @login_required
 def quick_actions():
