@@ -40,11 +40,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("The demo runs on its in-process Redis stand-in: unset REDIS_URL.")
 
     from flask_migrate import upgrade
-    from sandbox.server import start_sandbox
 
     from app import create_app
     from app.cli import DEMO_EMAIL, DEMO_PASSWORD, seed_demo_business
     from app.inprocess_worker import start_inprocess_worker
+    from sandbox.server import start_sandbox
 
     app = create_app()
     with app.app_context():

@@ -57,8 +57,13 @@ def _make_client(other: dict) -> int:
 
 
 def _make_import(other: dict) -> int:
-    job = ClientImport(business_id=other["id"], started_by_id=other["owner"][0],
-                       filename="theirs.csv", csv_text="name,phone\n", errors=[])
+    job = ClientImport(
+        business_id=other["id"],
+        started_by_id=other["owner"][0],
+        filename="theirs.csv",
+        csv_text="name,phone\n",
+        errors=[],
+    )
     db.session.add(job)
     db.session.commit()
     return job.id
