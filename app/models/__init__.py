@@ -13,6 +13,17 @@ from app.models.clients import (
 )
 
 __all__ = [
-    "ROLES", "SETTINGS_ROLES", "SOURCES", "Business", "Client", "ClientEmail", "ClientImport",
-    "ClientNote", "ClientPhone", "ClientTag", "Invitation", "OptOut", "User",
+    "ROLES",
+    "SETTINGS_ROLES",
+    "SOURCES",
+    "Business",
+    "Client",
+    "ClientEmail",
+    "ClientImport",
+    "ClientNote",
+    "ClientPhone",
+    "ClientTag",
+    "Invitation",
+    "OptOut",
+    "User",
 ]
