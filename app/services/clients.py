@@ -85,32 +85,43 @@ def search_clients(
 ) -> tuple[list[Client], bool]:
     """A page of the business's clients matching `query` (name, email, or any run of phone
     digits in any format), by name; and whether there is a next page."""
-    matching = select(Client.id).where(
-        Client.business_id == business_id, Client.merged_into_id.is_(None)
-    )
+    conditions = [Client.business_id == business_id, Client.merged_into_id.is_(None)]
     terms = _search_terms(query)
-    for term in terms:
-        matching = matching.where(Client.search_text.like(f"%{_escape_like(term)}%", escape="\\"))
+    conditions += [
+        Client.search_text.like(f"%{_escape_like(term)}%", escape="\\") for term in terms
+    ]
     if filter_ == "leads":
-        matching = matching.where(Client.is_lead.is_(True))
+        conditions.append(Client.is_lead.is_(True))
     elif filter_ == "opted_out":
-        matching = matching.where(_opted_out_clause())
-    statement = select(Client)
-    if any(len(term) >= 3 for term in terms):
-        # Find the matches through the trigram index first, then order them. Left to itself,
-        # PostgreSQL may walk the name index hoping to meet matches early, which is slow when
-        # they sort late ("zoe hopper").
-        found = matching.cte("matches").prefix_with("MATERIALIZED", dialect="postgresql")
-        statement = statement.join(found, found.c.id == Client.id)
-    else:
-        statement = statement.where(Client.id.in_(matching))
+        conditions.append(_opted_out_clause())
     page = max(1, page)
-    rows = (
-        db.session.execute(
-            statement.options(selectinload(Client.phones), selectinload(Client.emails))
-            .order_by(Client.sort_name, Client.id)
+    order = (Client.sort_name, Client.id)
+    if len(terms) > 1:
+        # PostgreSQL underestimates how few rows match several terms together, walks the name
+        # index hoping to meet them early, and is slow when they sort late ("zoe hopper").
+        # Collect the matches through the trigram index first, then order just those.
+        matches = (
+            select(Client.id, Client.sort_name)
+            .where(*conditions)
+            .cte("matches")
+            .prefix_with("MATERIALIZED", dialect="postgresql")
+        )
+        page_ids = (
+            select(matches.c.id)
+            .order_by(matches.c.sort_name, matches.c.id)
             .offset((page - 1) * PAGE_SIZE)
             .limit(PAGE_SIZE + 1)
+        )
+        statement = select(Client).where(Client.id.in_(page_ids))
+    else:
+        statement = (
+            select(Client).where(*conditions).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)
+        )
+    rows = (
+        db.session.execute(
+            statement.options(selectinload(Client.phones), selectinload(Client.emails)).order_by(
+                *order
+            )
         )
         .scalars()
         .all()
