@@ -139,7 +139,9 @@ def seed(app, count: int) -> int:
                             "sort_name": name.lower(),
                             "source": "import",
                             "is_lead": i % 17 == 0,
-                            "search_text": f"{name.lower()} | {email} | {phone_search_digits(number)}",
+                            "search_text": " | ".join(
+                                [name.lower(), email, phone_search_digits(number)]
+                            ),
                         }
                         for i, (name, number, email) in zip(batch, people, strict=True)
                     ],
