@@ -259,3 +259,20 @@ def test_two_clients_cannot_end_up_with_the_same_number_even_at_the_database(app
         db.session.add(ClientPhone(business_id=signed_in["id"], client_id=b, number="+15550101234"))
         with pytest.raises(Exception, match="(?i)unique"):
             db.session.commit()
+
+
+@pytest.mark.parametrize("sparse_limit", [1, 10_000], ids=["dense-path", "sparse-path"])
+def test_search_results_are_in_name_order_across_pages_whichever_way_they_are_found(
+    app, actions, signed_in, monkeypatch, sparse_limit
+):
+    monkeypatch.setattr(clients, "SPARSE_MATCHES", sparse_limit)
+    names = [f"Zoe {chr(ord('A') + i % 26)}{i:03d}" for i in range(clients.PAGE_SIZE + 5)]
+    _make_clients(
+        app,
+        signed_in["id"],
+        ("Ada Other", "5550100001"),
+        *[(name, f"555020{i:04d}") for i, name in enumerate(names)],
+    )
+    first = _names(actions.client.get("/clients?q=zoe"))
+    second = _names(actions.client.get("/clients?q=zoe&page=2", headers={"HX-Request": "true"}))
+    assert first + second == sorted(names, key=str.lower)

@@ -18,6 +18,7 @@ from app.services.phones import normalise_phone, phone_search_digits
 from app.services.places import is_time_zone
 
 PAGE_SIZE = 25
+SPARSE_MATCHES = 5000  # see search_clients
 FILTERS = {"all": "All", "leads": "Leads", "opted_out": "Opted out of texts"}
 MAX_TAG_LENGTH = 40
 
@@ -94,34 +95,28 @@ def search_clients(
         conditions.append(Client.is_lead.is_(True))
     elif filter_ == "opted_out":
         conditions.append(_opted_out_clause())
-    page = max(1, page)
-    order = (Client.sort_name, Client.id)
-    if len(terms) > 1:
-        # PostgreSQL underestimates how few rows match several terms together, walks the name
-        # index hoping to meet them early, and is slow when they sort late ("zoe hopper").
-        # Collect the matches through the trigram index first, then order just those.
-        matches = (
-            select(Client.id, Client.sort_name)
-            .where(*conditions)
-            .cte("matches")
-            .prefix_with("MATERIALIZED", dialect="postgresql")
-        )
-        page_ids = (
-            select(matches.c.id)
-            .order_by(matches.c.sort_name, matches.c.id)
-            .offset((page - 1) * PAGE_SIZE)
-            .limit(PAGE_SIZE + 1)
-        )
-        statement = select(Client).where(Client.id.in_(page_ids))
-    else:
-        statement = (
-            select(Client).where(*conditions).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)
-        )
+    offset = (max(1, page) - 1) * PAGE_SIZE
+    by_name = (Client.sort_name, Client.id)
+    statement = select(Client).where(*conditions).order_by(*by_name)
+    if len(conditions) > 2:
+        # Ordering by name while filtering by a substring: left to itself the database may walk
+        # the name index hoping to meet matches early, which is slow when they sort late (the
+        # "zoe"s come last). So first look at most SPARSE_MATCHES matches up (the trigram index
+        # finds them): when that is all of them, order just those; when there are more, matches
+        # are dense and walking the name index meets them soon.
+        found = db.session.execute(
+            select(Client.id, Client.sort_name).where(*conditions).limit(SPARSE_MATCHES + 1)
+        ).all()
+        if len(found) <= SPARSE_MATCHES:
+            found.sort(key=lambda row: (row.sort_name, row.id))
+            page_ids = [row.id for row in found[offset : offset + PAGE_SIZE + 1]]
+            statement = select(Client).where(Client.id.in_(page_ids)).order_by(*by_name)
+            offset = 0
     rows = (
         db.session.execute(
-            statement.options(selectinload(Client.phones), selectinload(Client.emails)).order_by(
-                *order
-            )
+            statement.options(selectinload(Client.phones), selectinload(Client.emails))
+            .offset(offset)
+            .limit(PAGE_SIZE + 1)
         )
         .scalars()
         .all()
