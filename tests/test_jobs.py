@@ -40,6 +40,12 @@ def test_a_delayed_job_waits_until_it_is_due(app, run_jobs, mailbox):
     assert [email["Subject"] for email in mailbox()] == ["later"]
 
 
+def test_a_delayed_job_keeps_its_positional_arguments(app):
+    with app.app_context():
+        job = enqueue(deliver_email, "positional", delay=timedelta(seconds=5), to="a@example.com")
+        assert job.args == ("positional",) and job.kwargs == {"to": "a@example.com"}
+
+
 def test_the_in_process_worker_runs_queued_jobs_in_the_background(app, mailbox):
     worker = start_inprocess_worker(app, poll_seconds=0.05)
     try:

@@ -33,7 +33,7 @@ def enqueue(
     options: dict[str, Any] = {"job_timeout": timeout, "retry": retry, "job_id": job_id}
     q = get_queue(queue)
     if delay is not None:
-        return q.enqueue_in(delay, func, *args, kwargs=kwargs, **options)
+        return q.enqueue_in(delay, func, args=args, kwargs=kwargs, **options)
     return q.enqueue_call(
         func, args=args, kwargs=kwargs, timeout=timeout, retry=retry, job_id=job_id
     )
