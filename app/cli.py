@@ -19,7 +19,19 @@ def seed_demo_business() -> User:
     if owner is not None:
         return owner
     business = Business(
-        name="Bright Smile Dental", country="US", time_zone="America/New_York", plan="growth"
+        name="Bright Smile Dental",
+        country="US",
+        time_zone="America/New_York",
+        plan="growth",
+        # Complete business info, so two-way texting can be turned on straight away.
+        street_address="120 Main Street",
+        city="Springfield",
+        region="IL",
+        postal_code="62701",
+        website="https://brightsmile.example.com",
+        contact_name="Dana Owner",
+        contact_email=DEMO_EMAIL,
+        contact_phone="+15550100100",
     )
     owner = User(
         business=business,

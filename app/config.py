@@ -38,8 +38,10 @@ ENVIRONMENT: dict[str, tuple[str | None, str]] = {
         "sandbox-signature-secret",
         "Vonage signature secret; webhooks without a valid signature are refused.",
     ),
-    "VONAGE_SIGNATURE_METHOD": ("sha256", "md5, sha1, sha256 or sha512 (HMAC), or md5hash "
-                                "(Vonage's older plain MD5 method)."),
+    "VONAGE_SIGNATURE_METHOD": (
+        "sha256",
+        "md5, sha1, sha256 or sha512 (HMAC), or md5hash (Vonage's older plain MD5 method).",
+    ),
     "VONAGE_REST_HOST": ("rest.nexmo.com", "Host of Vonage's REST API (SMS, Numbers)."),
     "VONAGE_API_HOST": ("api.nexmo.com", "Host of Vonage's API (toll-free verification)."),
     "VONAGE_TIMEOUT": ("10", "Seconds before a call to Vonage gives up."),
@@ -59,6 +61,20 @@ ENVIRONMENT: dict[str, tuple[str | None, str]] = {
     "MAIL_PASSWORD": (None, "SMTP password."),
     "MAIL_USE_TLS": ("1", "1 to use STARTTLS."),
     "MAIL_FROM": ("Twoway <no-reply@twoway.local>", "Sender of account emails."),
+    "TRANSACTIONAL_SYSTEM_NUMBER": (
+        "+18885550000",
+        "Shared system number that sends transactional texts (confirmations, reminders) for "
+        "businesses without a verified dedicated number. Must be a number of the Vonage account.",
+    ),
+    "MARKETING_SYSTEM_NUMBER": (
+        "+18885550001",
+        "Shared system number that sends every marketing text. Must be a number of the Vonage "
+        "account.",
+    ),
+    "VERIFICATION_POLL_SECONDS": (
+        "3600",
+        "Seconds between checks of pending toll-free verifications with Vonage.",
+    ),
     "SSE_HEARTBEAT_SECONDS": ("15", "Seconds between heartbeats on an open event stream."),
     "EVENTS_RETAINED": ("1000", "Events kept per business for replay after a reconnect."),
     "SIGNIN_MAX_FAILURES": ("5", "Failed sign-ins per email (and per address) before a pause."),
@@ -68,6 +84,7 @@ ENVIRONMENT: dict[str, tuple[str | None, str]] = {
 
 INT_SETTINGS = {
     "VONAGE_WEBHOOK_MAX_AGE",
+    "VERIFICATION_POLL_SECONDS",
     "MAIL_PORT",
     "SSE_HEARTBEAT_SECONDS",
     "EVENTS_RETAINED",

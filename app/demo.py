@@ -18,7 +18,11 @@ DEMO_DEFAULTS = {
     "VONAGE_API_SECRET": "sandbox-secret",
     "VONAGE_SIGNATURE_SECRET": "sandbox-signature-secret",
     "VONAGE_SIGNATURE_METHOD": "sha256",
+    # The sandbox decides a verification a minute after it is submitted; check every 10 s so
+    # the demo's number turns verified on its own, soon after.
+    "VERIFICATION_POLL_SECONDS": "10",
 }
+DEMO_VERIFICATION_DELAY_SECONDS = 60
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,12 +48,19 @@ def main(argv: list[str] | None = None) -> None:
     from app import create_app
     from app.cli import DEMO_EMAIL, DEMO_PASSWORD, seed_demo_business
     from app.inprocess_worker import start_inprocess_worker
+    from app.services import texting
     from sandbox.server import start_sandbox
 
     app = create_app()
     with app.app_context():
         upgrade()
         seed_demo_business()
+        system_numbers = texting.system_numbers()
+        # Vonage probes a number's inbound URL before accepting it; until this app serves
+        # that webhook, the sandbox is told not to.
+        serves_inbound = any(
+            rule.rule == texting.INBOUND_WEBHOOK_PATH for rule in app.url_map.iter_rules()
+        )
 
     public_url = app.config["PUBLIC_URL"]
     sandbox = start_sandbox(
@@ -62,8 +73,16 @@ def main(argv: list[str] | None = None) -> None:
             "signature_method": app.config["VONAGE_SIGNATURE_METHOD"],
             "inbound_url": f"{public_url}/webhooks/vonage/inbound",
             "status_url": f"{public_url}/webhooks/vonage/status",
+            "system_numbers": [
+                system_numbers.transactional.lstrip("+"),
+                system_numbers.marketing.lstrip("+"),
+            ],
+            "verification_delay": DEMO_VERIFICATION_DELAY_SECONDS,
+            "probe_webhooks": serves_inbound,
         },
     )
+    with app.app_context():
+        texting.schedule_periodic_jobs()  # verification checks and the daily release
     start_inprocess_worker(app)
 
     print(

@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Client, ClientImport, Invitation
+from app.models import Client, ClientImport, Invitation, Notification
 from app.models.types import utcnow
 
 # URL parameters that are not ids of a business's rows.
@@ -69,6 +69,15 @@ def _make_import(other: dict) -> int:
     return job.id
 
 
+def _make_notification(other: dict) -> int:
+    notification = Notification(
+        business_id=other["id"], kind="number_verified", text="Their number is verified."
+    )
+    db.session.add(notification)
+    db.session.commit()
+    return notification.id
+
+
 # URL parameter -> makes a row of that kind in the *other* business and returns its id.
 ROW_MAKERS = {
     "user_id": lambda other: other["staff"][0],
@@ -76,6 +85,7 @@ ROW_MAKERS = {
     "client_id": _make_client,
     "other_id": _make_client,
     "import_id": _make_import,
+    "notification_id": _make_notification,
 }
 
 

@@ -11,10 +11,17 @@ from app.models.clients import (
     ClientTag,
     OptOut,
 )
+from app.models.texting import (
+    SMS_SETTINGS,
+    DedicatedNumber,
+    Notification,
+    Verification,
+)
 
 __all__ = [
     "ROLES",
     "SETTINGS_ROLES",
+    "SMS_SETTINGS",
     "SOURCES",
     "Business",
     "Client",
@@ -23,7 +30,10 @@ __all__ = [
     "ClientNote",
     "ClientPhone",
     "ClientTag",
+    "DedicatedNumber",
     "Invitation",
+    "Notification",
     "OptOut",
     "User",
+    "Verification",
 ]

@@ -24,6 +24,20 @@ class Business(db.Model):
     time_zone: Mapped[str] = mapped_column(String(64))  # IANA name
     plan: Mapped[str] = mapped_column(String(32))  # key in app.plans.PLANS
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Business info (Settings → Business info): shown to clients who ask for HELP, and sent to
+    # the carriers in the dedicated number's toll-free verification.
+    street_address: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    city: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    region: Mapped[str] = mapped_column(String(100), default="", server_default="")  # state
+    postal_code: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    website: Mapped[str] = mapped_column(String(254), default="", server_default="")
+    contact_name: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    contact_email: Mapped[str] = mapped_column(String(254), default="", server_default="")
+    contact_phone: Mapped[str] = mapped_column(String(32), default="", server_default="")  # E.164
+    # Settings → Auto Client Messages and SMS: a key of app.models.texting.SMS_SETTINGS.
+    sms_setting: Mapped[str] = mapped_column(
+        String(16), default="do_not_reply", server_default="do_not_reply"
+    )
 
     staff: Mapped[list[User]] = relationship(back_populates="business", order_by="User.id")
 

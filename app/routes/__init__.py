@@ -6,13 +6,25 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.routes import auth, clients, dev, errors, events, shell, team
+    from app.routes import (
+        auth,
+        clients,
+        dev,
+        errors,
+        events,
+        notifications,
+        settings,
+        shell,
+        team,
+    )
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(shell.bp)
     app.register_blueprint(team.bp)
     app.register_blueprint(clients.bp)
     app.register_blueprint(events.bp)
+    app.register_blueprint(settings.bp)
+    app.register_blueprint(notifications.bp)
     if not app.config.get("MAIL_SERVER") and (app.config["SANDBOX"] or app.testing):
         app.register_blueprint(dev.bp)  # captured emails, readable in the demo only
     errors.register(app)
