@@ -7,7 +7,7 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from redis import Redis
+from redis import BlockingConnectionPool, Redis
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
@@ -39,7 +39,10 @@ class RedisStore:
     def init_app(self, app: Flask) -> None:
         url = app.config.get("REDIS_URL")
         if url:
-            connection: Redis = Redis.from_url(url)
+            # A pool that waits for a free connection instead of failing at its limit: a burst
+            # of requests and open event streams under gevent can want many at once.
+            pool = BlockingConnectionPool.from_url(url, max_connections=200, timeout=10)
+            connection: Redis = Redis(connection_pool=pool)
         else:
             import fakeredis
 
