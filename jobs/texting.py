@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from app.models.types import utcnow
-from app.services import periodic, texting
+from app.services import periodic, texting, verification
 from jobs import app_job
 
 
@@ -27,7 +27,7 @@ def assign_dedicated_number(number_id: int) -> None:
 @app_job
 def submit_verification(verification_id: int) -> None:
     """Sends the business's details to the carriers for the number's verification."""
-    texting.submit_verification(verification_id, now=utcnow())
+    verification.submit_verification(verification_id, now=utcnow())
 
 
 @app_job
@@ -35,7 +35,7 @@ def poll_verifications(now: str | None = None) -> None:
     """Every VERIFICATION_POLL_SECONDS: checks pending verifications (and finishes anything a
     dead job left half-way), then schedules the next run."""
     try:
-        texting.poll_verifications(now=_moment(now))
+        verification.poll_verifications(now=_moment(now))
     finally:
         periodic.schedule_next(
             poll_verifications,

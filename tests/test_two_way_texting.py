@@ -12,7 +12,7 @@ import pytest
 
 from app.extensions import db, get_redis
 from app.models import Business, DedicatedNumber, Notification, Verification
-from app.services import events, texting
+from app.services import events, texting, verification
 from jobs import texting as texting_jobs
 from tests.conftest import page_text as _page_text
 from tests.texting_helpers import bought_numbers, complete_business_info, use_sandbox
@@ -84,7 +84,7 @@ def _activate(actions, run_jobs) -> None:
 
 def _poll(app, now: datetime | None = None) -> None:
     with app.app_context():
-        texting.poll_verifications(now=now or datetime.now(UTC))
+        verification.poll_verifications(now=now or datetime.now(UTC))
 
 
 def _registration_id(app, business_id: int) -> str:
@@ -489,7 +489,7 @@ def test_verified_tells_staff_in_the_app_and_emails_the_owner_exactly_once(
     _poll(texting_app)
     _poll(texting_app)  # the poll job ran twice
     with texting_app.app_context():  # and a check raced it
-        texting.check_verification(_verification(texting_app, business["id"]).id, now=T0)
+        verification.check_verification(_verification(texting_app, business["id"]).id, now=T0)
     texting_jobs.poll_verifications()
     run_jobs()
     assert _verification(texting_app, business["id"]).state == "verified"

@@ -21,7 +21,7 @@ from app.htmx import is_htmx_request
 from app.models import SMS_SETTINGS
 from app.models.types import utcnow
 from app.routes.guards import settings_role_required
-from app.services import business_info, texting
+from app.services import business_info, texting, verification
 from app.services.errors import ServiceError
 from app.services.places import COUNTRIES, time_zones
 from app.templating import local_date
@@ -64,7 +64,7 @@ def business_info_save():
     try:
         business_info.update_business_info(current_user.business_id, info)
         if form.get("resubmit"):
-            texting.request_resubmission(current_user.business_id, now=utcnow())
+            verification.request_resubmission(current_user.business_id, now=utcnow())
     except ServiceError as error:
         return _business_info_page(info, error, 422)
     if form.get("resubmit"):
@@ -188,7 +188,7 @@ def resubmit_verification():
     """Sends corrected business info to the carriers after a rejection."""
     error = None
     try:
-        texting.request_resubmission(current_user.business_id, now=utcnow())
+        verification.request_resubmission(current_user.business_id, now=utcnow())
     except ServiceError as caught:
         error = caught
     if is_htmx_request():
@@ -212,7 +212,7 @@ def verification_banner():
 @bp.post("/verification-banner/dismiss")
 @login_required
 def dismiss_verification_banner():
-    texting.acknowledge_verified(current_user.business_id, now=utcnow())
+    verification.acknowledge_verified(current_user.business_id, now=utcnow())
     if is_htmx_request():
         return render_template("settings/_verification_banner.html")
     return redirect(url_for("shell.inbox"))
@@ -223,11 +223,11 @@ def banner_context() -> dict:
     """`verification_banner()` for the shell: computed once per request, only when the shell
     (or the banner fragment) asks for it."""
 
-    def banner() -> texting.VerificationBanner | None:
+    def banner() -> verification.VerificationBanner | None:
         if not current_user.is_authenticated:
             return None
         if "verification_banner" not in g:
-            g.verification_banner = texting.verification_banner(current_user.business_id)
+            g.verification_banner = verification.verification_banner(current_user.business_id)
         return g.verification_banner
 
     return {"verification_banner": banner}

@@ -8,10 +8,8 @@ The life of a dedicated number (DESIGN.md §2, §3, §8):
    with the same row. The job `assign_dedicated_number` then buys a toll-free number of the
    business's country, points its inbound webhook at us, and marks it `active`; a purchase
    that fails leaves a `failed` row with the reason (nothing held, the button works again).
-2. **Verification**: activation submits the business's details to the carriers (job
-   `submit_verification`); the periodic job `poll_verifications` checks pending ones. Pending →
-   verified (notification and email exactly once) or rejected (with the reason; the owner
-   corrects Business info and resubmits).
+2. **Verification** (`app.services.verification`): once the number is bought, the business's
+   details go to the carriers, and a periodic job checks pending verifications.
 3. **Deactivation** (`save_sms_setting` with another option): the number is `reserved` for three
    months. Reactivating before then gives the same row back, verification included; the daily
    job `release_expired_numbers` cancels it at Vonage after that (`released`), and a later
@@ -29,21 +27,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from blinker import Namespace
-from flask import current_app, has_request_context, url_for
+from flask import current_app
 from sqlalchemy import and_, or_, update
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.models import Business, User
+from app.models import Business
 from app.models.texting import HELD_STATUSES, SMS_SETTINGS, DedicatedNumber, Verification
 from app.plans import Plan, get_plan, upgrade_for_two_way_texting
-from app.services import events, notifications, periodic
-from app.services.accounts import public_url
+from app.services import events, periodic
 from app.services.business_info import missing_for_verification
 from app.services.errors import ServiceError
-from app.services.mail import send_email
-from app.services.phones import display_phone
 from app.services.places import COUNTRIES, TWO_WAY_COUNTRIES
 from app.services.queues import enqueue
 from app.vonage_gateway import (
@@ -51,7 +45,6 @@ from app.vonage_gateway import (
     GatewayError,
     NumberUnavailable,
     PermanentFailure,
-    TollFreeVerificationRequest,
     get_gateway,
 )
 
@@ -61,16 +54,10 @@ RESERVATION_MONTHS = 3
 INBOUND_WEBHOOK_PATH = "/webhooks/vonage/inbound"  # fixed: Vonage and other tools rely on it
 CLAIM_TIMEOUT = timedelta(minutes=5)  # a job that held a row longer than this has died
 ASSIGN_RETRY_DELAYS = (timedelta(seconds=5), timedelta(seconds=30), timedelta(minutes=2))
-SUBMIT_RETRY_DELAYS = (timedelta(seconds=30), timedelta(minutes=5), timedelta(minutes=30))
 CANDIDATES_TO_TRY = 3  # numbers sold to someone else between search and buy
 RELEASE_EVERY = timedelta(days=1)
 JOB_TIMEOUT = 120  # seconds: a few Vonage calls of at most VONAGE_TIMEOUT each
 TEXTING_EVENT = "texting-changed"  # SSE: the number or its verification changed
-
-_signals = Namespace()
-number_verified = _signals.signal("number-verified")
-"""Sent with `business_id` and `dedicated_number_id` when a number becomes verified (after the
-commit). Texts that arrived before verification are released into the inbox from here."""
 
 MessageKind = Literal["transactional", "marketing", "direct"]
 
@@ -110,7 +97,7 @@ def availability(business: Business) -> Availability:
     return Availability(True)
 
 
-def _business(business_id: int) -> Business:
+def get_business(business_id: int) -> Business:
     business = db.session.get(Business, business_id)
     if business is None:
         raise ServiceError("That business does not exist.")
@@ -149,7 +136,7 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=day)
 
 
-def _publish(business_id: int, status: str) -> None:
+def publish_change(business_id: int, status: str) -> None:
     events.publish(business_id, TEXTING_EVENT, {"status": status})
 
 
@@ -160,7 +147,7 @@ def activate_two_way_texting(business_id: int, *, user_id: int, now: datetime) -
     """Get two-way texting: gives the business its reserved number back, or starts buying a new
     one (the number appears within seconds, when the job has bought it). Safe to call any
     number of times at once: the business ends with one number. Raises ServiceError."""
-    business = _business(business_id)
+    business = get_business(business_id)
     offer = availability(business)
     if not offer.offered:
         raise ServiceError(offer.reason or "Two-way texting is not available.")
@@ -175,7 +162,7 @@ def activate_two_way_texting(business_id: int, *, user_id: int, now: datetime) -
             created = _start_assignment(business, user_id=user_id, now=now)
             if created is None:
                 continue  # another request created it first
-            _publish(business_id, "assigning")
+            publish_change(business_id, "assigning")
             from jobs.texting import assign_dedicated_number
 
             enqueue(assign_dedicated_number, created.id, timeout=JOB_TIMEOUT)
@@ -184,7 +171,7 @@ def activate_two_way_texting(business_id: int, *, user_id: int, now: datetime) -
             continue  # released at this very moment: buy a new one
         business.sms_setting = "two_way"
         db.session.commit()
-        _publish(business_id, held.status)
+        publish_change(business_id, held.status)
         return held
     raise ServiceError("Your number is changing right now. Please try again in a moment.")
 
@@ -251,7 +238,7 @@ def save_sms_setting(
         raise ServiceError("Choose one of the options.", field="sms_setting")
     if setting == "two_way":
         return activate_two_way_texting(business_id, user_id=user_id, now=now)
-    business = _business(business_id)
+    business = get_business(business_id)
     held = held_number(business_id)
     if held is not None and held.status == "assigning":
         raise ServiceError(
@@ -265,37 +252,9 @@ def save_sms_setting(
     business.sms_setting = setting
     db.session.commit()
     if held is not None:
-        _publish(business_id, held.status)
+        publish_change(business_id, held.status)
         schedule_periodic_jobs()
     return held
-
-
-def request_resubmission(business_id: int, *, now: datetime) -> Verification:
-    """Sends the business's corrected details to the carriers again, after a rejection.
-    Raises ServiceError."""
-    business = _business(business_id)
-    held = held_number(business_id)
-    verification = held.verification if held is not None else None
-    if verification is None or verification.state != "rejected":
-        raise ServiceError("There is no rejected verification to resubmit.")
-    missing = missing_for_verification(business)
-    if missing:
-        raise ServiceError(
-            "Complete your Business info first: " + ", ".join(missing) + ".",
-            field="business_info",
-        )
-    verification.state = "pending"
-    verification.reason = None
-    verification.decided_at = None
-    verification.needs_submission = True
-    verification.submission_attempts = 0
-    verification.submission_claimed_at = None
-    db.session.commit()
-    _publish(business_id, "resubmitted")
-    from jobs.texting import submit_verification
-
-    enqueue(submit_verification, verification.id, timeout=JOB_TIMEOUT)
-    return verification
 
 
 # --- Buying the number (job) --------------------------------------------------------------
@@ -310,7 +269,7 @@ def inbound_webhook_url() -> str:
     return current_app.config["PUBLIC_URL"].rstrip("/") + INBOUND_WEBHOOK_PATH
 
 
-def _claim(model: type, row_id: int, column: str, condition, now: datetime) -> bool:
+def claim(model: type, row_id: int, column: str, condition, now: datetime) -> bool:
     """Marks the row as being worked on by this job, unless another job holds it (its claim
     is younger than CLAIM_TIMEOUT). Commits."""
     claimed_at = getattr(model, column)
@@ -334,7 +293,7 @@ def assign_number(number_id: int, *, now: datetime) -> None:
     row = db.session.get(DedicatedNumber, number_id)
     if row is None or row.status != "assigning":
         return
-    if not _claim(
+    if not claim(
         DedicatedNumber, number_id, "claimed_at", DedicatedNumber.status == "assigning", now
     ):
         return
@@ -418,7 +377,7 @@ def _complete_assignment(row: DedicatedNumber, now: datetime) -> None:
         )
         db.session.add(verification)
     db.session.commit()
-    _publish(row.business_id, "active")
+    publish_change(row.business_id, "active")
     from jobs.texting import submit_verification
 
     enqueue(submit_verification, verification.id, timeout=JOB_TIMEOUT)
@@ -456,7 +415,7 @@ def _fail_assignment(gateway: Gateway, row: DedicatedNumber, reason: str) -> Non
         previous = row.previous_sms_setting
         business.sms_setting = previous if previous and previous != "two_way" else "do_not_reply"
     db.session.commit()
-    _publish(row.business_id, "failed")
+    publish_change(row.business_id, "failed")
 
 
 def _retry_assignment(gateway: Gateway, row: DedicatedNumber) -> None:
@@ -479,313 +438,6 @@ def _retry_assignment(gateway: Gateway, row: DedicatedNumber) -> None:
         delay=ASSIGN_RETRY_DELAYS[row.attempts - 1],
         timeout=JOB_TIMEOUT,
     )
-
-
-# --- Verification (jobs) ------------------------------------------------------------------
-
-
-def verification_request(business: Business, number: str) -> TollFreeVerificationRequest:
-    """The carriers' toll-free verification form, filled from Business info."""
-    first, _, last = business.contact_name.strip().partition(" ")
-    plan = get_plan(business.plan)
-    return TollFreeVerificationRequest(
-        business_name=business.name,
-        street=business.street_address,
-        city=business.city,
-        state=business.region,
-        postal_code=business.postal_code,
-        country=business.country,
-        website=business.website,
-        contact_first_name=first,
-        contact_last_name=last.strip() or first,
-        contact_email=business.contact_email,
-        contact_phone=business.contact_phone,
-        use_case="CUSTOMER_CARE",
-        use_case_summary=(
-            f"{business.name} texts its own clients: appointment confirmations and reminders, "
-            "payment reminders, and replies to clients' questions. Clients text back to ask "
-            "about or change their appointments."
-        ),
-        sample_messages=(
-            f"Hi Sam, this is {business.name}: your appointment is confirmed for Tue Mar 4 at "
-            "3:00 PM. Reply to this text with any questions. Reply STOP to opt out.",
-            f"Reminder from {business.name}: see you tomorrow at 10:30 AM. Reply C to confirm "
-            "or call us to reschedule. Reply STOP to opt out.",
-            f"Thanks for your message! Yes, we have an opening on Friday at 2 PM. "
-            f"— {business.name}",
-        ),
-        opt_in_workflow=(
-            "Clients give their mobile number when they book in person, by phone or online, "
-            "and agree to receive texts about their appointments. Clients who text the number "
-            "first start the conversation themselves. Every first text says how to opt out "
-            "(reply STOP), and STOP is honoured at once."
-        ),
-        numbers=(number,),
-        monthly_volume=plan.monthly_texts or 2000,
-    )
-
-
-def submit_verification(verification_id: int, *, now: datetime) -> None:
-    """Sends the business's details to the carriers (first time, or again after a rejection).
-    Safe to run twice: a submitted verification is not sent again."""
-    verification = db.session.get(Verification, verification_id)
-    if verification is None or not verification.needs_submission:
-        return
-    number = verification.dedicated_number
-    if number.status not in ("active", "reserved") or number.number is None:
-        return
-    if not _claim(
-        Verification,
-        verification_id,
-        "submission_claimed_at",
-        Verification.needs_submission.is_(True),
-        now,
-    ):
-        return
-    db.session.refresh(verification)
-    business = _business(verification.business_id)
-    missing = missing_for_verification(business)
-    if missing:
-        _refuse_submission(
-            verification,
-            "Your Business info is missing: " + ", ".join(missing) + ". Add it, then resubmit.",
-            now,
-        )
-        return
-    details = verification_request(business, number.number)
-    gateway = get_gateway()
-    try:
-        if verification.registration_id:
-            gateway.resubmit_tollfree_verification(verification.registration_id, details)
-        else:
-            verification.registration_id = gateway.submit_tollfree_verification(details)
-    except PermanentFailure as error:
-        _refuse_submission(verification, f"Vonage refused the details: {error.reason}", now)
-        return
-    except GatewayError as error:  # try again later; the periodic job also picks it up
-        log.warning("submitting verification %s: %s", verification.id, error)
-        verification.submission_attempts += 1
-        verification.submission_claimed_at = None
-        db.session.commit()
-        if verification.submission_attempts <= len(SUBMIT_RETRY_DELAYS):
-            from jobs.texting import submit_verification as job
-
-            delay = SUBMIT_RETRY_DELAYS[verification.submission_attempts - 1]
-            enqueue(job, verification.id, delay=delay, timeout=JOB_TIMEOUT)
-        schedule_periodic_jobs()
-        return
-    verification.state = "pending"
-    verification.reason = None
-    verification.raw_status = None
-    verification.needs_submission = False
-    verification.submission_claimed_at = None
-    verification.submission_attempts = 0
-    verification.submitted_at = now
-    verification.decided_at = None
-    db.session.commit()
-    _publish(verification.business_id, "submitted")
-    schedule_periodic_jobs()
-
-
-def _refuse_submission(verification: Verification, reason: str, now: datetime) -> None:
-    verification.needs_submission = False
-    verification.submission_claimed_at = None
-    db.session.commit()
-    _record_rejection(verification.id, reason, now, raw_status="NOT_SUBMITTED")
-
-
-def check_verification(verification_id: int, *, now: datetime) -> str | None:
-    """Asks Vonage where a pending verification stands and records a decision. Returns the
-    state, or None when it was not checked."""
-    verification = db.session.get(Verification, verification_id)
-    if (
-        verification is None
-        or verification.state != "pending"
-        or verification.needs_submission
-        or not verification.registration_id
-        or verification.dedicated_number.status not in ("active", "reserved")
-    ):
-        return None
-    try:
-        status = get_gateway().tollfree_verification_status(verification.registration_id)
-    except GatewayError as error:  # the next poll asks again
-        log.warning("checking verification %s: %s", verification.id, error)
-        return None
-    verification.checked_at = now
-    verification.raw_status = status.raw_status
-    db.session.commit()
-    if status.state == "verified":
-        _record_verified(verification.id, now)
-    elif status.state == "rejected":
-        _record_rejection(
-            verification.id, status.reason or "The carriers did not give a reason.", now
-        )
-    return status.state
-
-
-def _app_path(endpoint: str) -> str:
-    """A path in this app, for a notification's link (from a job too)."""
-    if has_request_context():
-        return url_for(endpoint)
-    with current_app.test_request_context():
-        return url_for(endpoint)
-
-
-def _owner_emails(business_id: int) -> list[str]:
-    return list(
-        db.session.execute(
-            db.select(User.email).where(
-                User.business_id == business_id,
-                User.role == "owner",
-                User.deactivated_at.is_(None),
-            )
-        ).scalars()
-    )
-
-
-def _record_verified(verification_id: int, now: datetime) -> None:
-    """Pending → verified; staff are told exactly once, however many polls see it."""
-    moved = db.session.execute(
-        update(Verification)
-        .where(Verification.id == verification_id, Verification.state != "verified")
-        .values(state="verified", reason=None, decided_at=now)
-    ).rowcount
-    first_to_tell = (
-        db.session.execute(
-            update(Verification)
-            .where(Verification.id == verification_id, Verification.notified_at.is_(None))
-            .values(notified_at=now)
-        ).rowcount
-        == 1
-    )
-    verification = db.session.get(Verification, verification_id)
-    db.session.refresh(verification)
-    number = verification.dedicated_number
-    business = _business(verification.business_id)
-    shown = display_phone(number.number or "", business.country)
-    link = public_url("settings.sms_settings")
-    notification = None
-    if first_to_tell:
-        notification = notifications.notify(
-            business.id,
-            kind="number_verified",
-            text=f"Your texting number {shown} is verified: your texts now reach clients "
-            "reliably, and booking texts go from your own number.",
-            link=_app_path("settings.sms_settings"),
-            now=now,
-        )
-    db.session.commit()
-    _publish(business.id, "verified")
-    if not first_to_tell:
-        return
-    notifications.announce(notification)
-    for email in _owner_emails(business.id):
-        send_email(
-            to=email,
-            subject=f"Your texting number {shown} is verified",
-            body=(
-                f"Good news: the carriers have verified {shown}, {business.name}'s texting "
-                "number.\n\n"
-                "Texts from it now reach your clients reliably, booking confirmations and "
-                "reminders go out from it, and your clients' replies come to your Twoway "
-                f"inbox.\n\nSee your texting settings: {link}\n"
-            ),
-        )
-    if moved:
-        number_verified.send(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            business_id=business.id,
-            dedicated_number_id=number.id,
-        )
-
-
-def _record_rejection(
-    verification_id: int, reason: str, now: datetime, *, raw_status: str | None = None
-) -> None:
-    """Pending → rejected with the reason; staff are told once per rejection."""
-    values: dict = {"state": "rejected", "reason": reason[:2000], "decided_at": now}
-    if raw_status:
-        values["raw_status"] = raw_status
-    moved = (
-        db.session.execute(
-            update(Verification)
-            .where(Verification.id == verification_id, Verification.state == "pending")
-            .values(values)
-        ).rowcount
-        == 1
-    )
-    if not moved:
-        db.session.commit()
-        return
-    verification = db.session.get(Verification, verification_id)
-    db.session.refresh(verification)
-    business = _business(verification.business_id)
-    shown = display_phone(verification.dedicated_number.number or "", business.country)
-    notification = notifications.notify(
-        business.id,
-        kind="verification_rejected",
-        text=f"The verification of your texting number {shown} needs changes: {reason}",
-        link=_app_path("settings.sms_settings"),
-        now=now,
-    )
-    db.session.commit()
-    _publish(business.id, "rejected")
-    notifications.announce(notification)
-    link = public_url("settings.business_info_form")
-    for email in _owner_emails(business.id):
-        send_email(
-            to=email,
-            subject=f"Your texting number {shown} needs changes before it is verified",
-            body=(
-                f"The carriers did not verify {shown}, {business.name}'s texting number, "
-                f"yet. Their reason:\n\n  {reason}\n\n"
-                f"Correct your business info and resubmit: {link}\n"
-            ),
-        )
-
-
-def poll_verifications(*, now: datetime) -> None:
-    """The periodic check: finishes assignments and submissions whose job died, and asks
-    Vonage about every pending verification."""
-    stale = now - CLAIM_TIMEOUT
-    stuck_numbers = db.session.execute(
-        db.select(DedicatedNumber.id).where(
-            DedicatedNumber.status == "assigning",
-            or_(
-                DedicatedNumber.claimed_at < stale,
-                and_(DedicatedNumber.claimed_at.is_(None), DedicatedNumber.created_at < stale),
-            ),
-        )
-    ).scalars()
-    for number_id in list(stuck_numbers):
-        assign_number(number_id, now=now)
-    waiting = db.session.execute(
-        db.select(Verification.id)
-        .join(DedicatedNumber)
-        .where(
-            Verification.needs_submission.is_(True),
-            or_(
-                Verification.submission_claimed_at.is_(None),
-                Verification.submission_claimed_at < stale,
-            ),
-            DedicatedNumber.status.in_(("active", "reserved")),
-        )
-    ).scalars()
-    for verification_id in list(waiting):
-        submit_verification(verification_id, now=now)
-    pending = db.session.execute(
-        db.select(Verification.id)
-        .join(DedicatedNumber)
-        .where(
-            Verification.state == "pending",
-            Verification.needs_submission.is_(False),
-            Verification.registration_id.is_not(None),
-            DedicatedNumber.status.in_(("active", "reserved")),
-        )
-        .order_by(Verification.id)
-    ).scalars()
-    for verification_id in list(pending):
-        check_verification(verification_id, now=now)
 
 
 # --- Releasing reserved numbers (daily job) -------------------------------------------------
@@ -815,7 +467,7 @@ def release_expired_numbers(*, now: datetime) -> list[int]:
         row.status = "released"
         row.released_at = now
         db.session.commit()
-        _publish(row.business_id, "released")
+        publish_change(row.business_id, "released")
         released.append(row.id)
     return released
 
@@ -836,51 +488,6 @@ def schedule_periodic_jobs() -> None:
 
 def poll_interval() -> timedelta:
     return timedelta(seconds=current_app.config["VERIFICATION_POLL_SECONDS"])
-
-
-# --- The banner on every page ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VerificationBanner:
-    """What the banner says: verification pending, rejected, or (until dismissed) verified."""
-
-    state: str
-    number: str
-    reason: str | None
-
-
-def verification_banner(business_id: int) -> VerificationBanner | None:
-    """The banner for a business using two-way texting, or None. One indexed query."""
-    row = db.session.execute(
-        db.select(
-            Verification.state,
-            Verification.reason,
-            Verification.acknowledged_at,
-            DedicatedNumber.number,
-        )
-        .join(DedicatedNumber, Verification.dedicated_number_id == DedicatedNumber.id)
-        .where(DedicatedNumber.business_id == business_id, DedicatedNumber.status == "active")
-    ).first()
-    if row is None or (row.state == "verified" and row.acknowledged_at is not None):
-        return None
-    return VerificationBanner(state=row.state, number=row.number or "", reason=row.reason)
-
-
-def acknowledge_verified(business_id: int, *, now: datetime) -> None:
-    """Dismisses the "verified" banner (and marks its notification read)."""
-    db.session.execute(
-        update(Verification)
-        .where(
-            Verification.business_id == business_id,
-            Verification.state == "verified",
-            Verification.acknowledged_at.is_(None),
-        )
-        .values(acknowledged_at=now)
-    )
-    notifications.mark_kind_read(business_id, "number_verified", now=now)
-    db.session.commit()
-    _publish(business_id, "acknowledged")
 
 
 # --- Which number a text goes from ----------------------------------------------------------
@@ -936,7 +543,7 @@ def sender_for(business_id: int, kind: MessageKind) -> str:
     system = system_numbers()
     if kind == "marketing":
         return system.marketing
-    business = _business(business_id)
+    business = get_business(business_id)
     current = active_number(business_id) if availability(business).offered else None
     if kind == "direct":
         if current is None:
