@@ -35,6 +35,7 @@ def test_on_a_phone_staff_find_a_client_by_part_of_their_number_open_the_card_an
     sign_in(phone, business["owner"][1])
 
     phone.get_by_role("navigation", name="Main").get_by_role("link", name="Clients").click()
+    phone.wait_for_load_state()  # htmx has wired up the search box: typing now searches live
     search = phone.get_by_role("searchbox", name="Search clients")
     search.fill("010-12")  # typed as people type it, part of (555) 010-1234
     results = phone.locator("#client-results")
@@ -47,6 +48,7 @@ def test_on_a_phone_staff_find_a_client_by_part_of_their_number_open_the_card_an
     expect(phone.get_by_role("heading", level=1, name="Ada Lovelace")).to_be_visible()
 
     phone.get_by_role("link", name="Merge").click()
+    phone.wait_for_load_state()
     phone.get_by_role("searchbox", name="Search clients").fill("new number")
     phone.locator("#merge-candidates").get_by_role("link", name="Ada (new number)").click()
     expect(phone.get_by_role("heading", level=1)).to_contain_text("Merge")
