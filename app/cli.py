@@ -46,6 +46,23 @@ def seed_demo_business() -> User:
 
 
 def register_cli(app: Flask) -> None:
+    @app.cli.command("add-texts")
+    @click.argument("business_id", type=int)
+    @click.argument("count", type=int)
+    def add_texts(business_id: int, count: int) -> None:
+        """Add COUNT purchased texts (they never expire) to business BUSINESS_ID."""
+        from app.models.types import utcnow
+        from app.services.balance import add_purchased
+        from app.services.errors import ServiceError
+
+        try:
+            balance = add_purchased(
+                business_id, count, utcnow(), note="added from the command line"
+            )
+        except ServiceError as error:
+            raise click.ClickException(error.message) from error
+        click.echo(f"Added {count} texts to business {business_id}. {balance.summary}.")
+
     @app.cli.command("seed-demo")
     def seed_demo() -> None:
         """Create the demo business (idempotent)."""

@@ -11,6 +11,12 @@ from app.models.clients import (
     ClientTag,
     OptOut,
 )
+from app.models.messages import (
+    Message,
+    MessagePart,
+    TextBalance,
+    TextLedgerEntry,
+)
 from app.models.texting import (
     SMS_SETTINGS,
     DedicatedNumber,
@@ -32,8 +38,12 @@ __all__ = [
     "ClientTag",
     "DedicatedNumber",
     "Invitation",
+    "Message",
+    "MessagePart",
     "Notification",
     "OptOut",
+    "TextBalance",
+    "TextLedgerEntry",
     "User",
     "Verification",
 ]

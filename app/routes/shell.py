@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
+from app.models.types import utcnow
 from app.plans import get_plan
+from app.services.balance import balance_for
 
 bp = Blueprint("shell", __name__)
 
@@ -32,4 +34,8 @@ def quick_actions():
 @bp.get("/settings")
 @login_required
 def settings():
-    return render_template("shell/settings.html", plan=get_plan(current_user.business.plan))
+    return render_template(
+        "shell/settings.html",
+        plan=get_plan(current_user.business.plan),
+        balance=balance_for(current_user.business_id, utcnow()),
+    )
