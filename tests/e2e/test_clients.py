@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -35,6 +37,7 @@ def test_on_a_phone_staff_find_a_client_by_part_of_their_number_open_the_card_an
     sign_in(phone, business["owner"][1])
 
     phone.get_by_role("navigation", name="Main").get_by_role("link", name="Clients").click()
+    expect(phone).to_have_url(re.compile(r"/clients$"))
     phone.wait_for_load_state()  # htmx has wired up the search box: typing now searches live
     search = phone.get_by_role("searchbox", name="Search clients")
     search.fill("010-12")  # typed as people type it, part of (555) 010-1234
@@ -48,6 +51,7 @@ def test_on_a_phone_staff_find_a_client_by_part_of_their_number_open_the_card_an
     expect(phone.get_by_role("heading", level=1, name="Ada Lovelace")).to_be_visible()
 
     phone.get_by_role("link", name="Merge").click()
+    expect(phone).to_have_url(re.compile(r"/merge$"))
     phone.wait_for_load_state()
     phone.get_by_role("searchbox", name="Search clients").fill("new number")
     phone.locator("#merge-candidates").get_by_role("link", name="Ada (new number)").click()
