@@ -98,7 +98,7 @@ def search_clients(
     offset = (max(1, page) - 1) * PAGE_SIZE
     by_name = (Client.sort_name, Client.id)
     statement = select(Client).where(*conditions).order_by(*by_name)
-    if len(conditions) > 2:
+    if terms:
         # Ordering by name while filtering by a substring: left to itself the database may walk
         # the name index hoping to meet matches early, which is slow when they sort late (the
         # "zoe"s come last). So first look at most SPARSE_MATCHES matches up (the trigram index

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -42,6 +43,7 @@ def store_sender(raw: str) -> str:
     return "+" + text.lstrip("+")
 
 
+@lru_cache(maxsize=8192)  # lists show the same numbers again and again; parsing isn't free
 def display_phone(e164: str, business_country: str) -> str:
     """The number as the business writes it: national format at home, international abroad."""
     if not e164.startswith("+"):
