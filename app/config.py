@@ -46,6 +46,11 @@ ENVIRONMENT: dict[str, tuple[str | None, str]] = {
     "VONAGE_API_HOST": ("api.nexmo.com", "Host of Vonage's API (toll-free verification)."),
     "VONAGE_TIMEOUT": ("10", "Seconds before a call to Vonage gives up."),
     "VONAGE_WEBHOOK_MAX_AGE": ("300", "Seconds a signed webhook's timestamp may differ from now."),
+    "VONAGE_SMS_PER_SECOND": (
+        "30",
+        "SMS API requests a second the Vonage account allows; every worker together stays "
+        "within it.",
+    ),
     "VONAGE_PLAIN_HTTP": ("0", "1 only for the local sandbox: talk plain HTTP to the hosts above."),
     "SANDBOX": (
         "0",
@@ -83,6 +88,7 @@ ENVIRONMENT: dict[str, tuple[str | None, str]] = {
 }
 
 INT_SETTINGS = {
+    "VONAGE_SMS_PER_SECOND",
     "VONAGE_WEBHOOK_MAX_AGE",
     "VERIFICATION_POLL_SECONDS",
     "MAIL_PORT",

@@ -16,6 +16,7 @@ def register_blueprints(app: Flask) -> None:
         settings,
         shell,
         team,
+        webhooks,
     )
 
     app.register_blueprint(auth.bp)
@@ -25,6 +26,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(events.bp)
     app.register_blueprint(settings.bp)
     app.register_blueprint(notifications.bp)
+    app.register_blueprint(webhooks.bp)
     if not app.config.get("MAIL_SERVER") and (app.config["SANDBOX"] or app.testing):
         app.register_blueprint(dev.bp)  # captured emails, readable in the demo only
     errors.register(app)

@@ -1,0 +1,473 @@
+"""Sending texts: save first, then send each part exactly once (DESIGN.md §4, issue 5 item 4).
+
+`send_text` checks everything that can refuse a text (its length, the client's phone, an
+opt-out, the sender, the balance), then saves the message, its parts and the charge in one
+transaction, and queues `jobs.sending.send_message`. Nothing has gone out when it refuses.
+
+The job sends the parts in order, each through `Gateway.send_part` with the part's
+`client_ref`, under the account-wide rate (`app.services.rate_limit`). A part is never sent
+twice:
+
+- Before the call the part is *claimed*: an atomic `queued → sending` UPDATE. A second job (a
+  retry, a duplicate, a Resend racing a retry) finds nothing queued and sends nothing.
+- After a throttle or an outage the part goes back to `queued` (the request did not go out)
+  and the job is queued again after a backoff.
+- When the answer was lost (`OutcomeUnknown`) the part becomes `unknown`: it may well have
+  gone out, so it is not sent again. Its delivery receipt, found by client-ref, settles it.
+- A part left in `sending` (its worker was killed mid-call) is not sent again either:
+  `sweep` marks it `unknown` after SENDING_TIMEOUT, unless its receipt has arrived first.
+  Staff can Resend an unknown or failed part; that sends it again and charges again.
+
+Vonage refusing a part outright (`PermanentFailure`) fails it with the plain-English reason
+and gives its text back (see `app.services.balance`).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+
+from app.extensions import db
+from app.models import OptOut
+from app.models.messages import PART_PROGRESS, WORST_FIRST, Message, MessagePart
+from app.models.types import utcnow
+from app.services import balance, events, periodic, rate_limit, texting
+from app.services.clients import client_or_none, surviving_client
+from app.services.errors import ServiceError
+from app.services.queues import enqueue
+from app.services.segments import check_text
+from app.vonage_gateway import (
+    OutcomeUnknown,
+    PermanentFailure,
+    TemporaryFailure,
+    Throttled,
+    get_gateway,
+)
+
+log = logging.getLogger(__name__)
+
+SEND_JOB_TIMEOUT = 300  # seconds: a 550-character Unicode text is 8 parts, each within the rate
+SENDING_TIMEOUT = timedelta(minutes=2)  # a part `sending` this long: its worker died mid-call
+LOST_JOB_AFTER = timedelta(minutes=10)  # a part `queued` this long: its job was lost
+SWEEP_EVERY = timedelta(minutes=1)
+RETRY_DELAYS = (1, 2, 5, 10, 30, 60, 120, 300)  # seconds, after each outage in a row
+MAX_ATTEMPTS = 100  # calls for one part, throttles included, before it is given up
+STATUS_EVENT = "message.status"
+
+UNKNOWN_REASON = (
+    "Vonage's answer was lost, so we don't know yet whether this part went out. Its delivery "
+    "receipt will tell us; if none arrives, you can resend it (it may then arrive twice)."
+)
+
+
+def retry_delay(failures: int) -> timedelta:
+    """How long to wait after the `failures`-th outage in a row (or a throttle: `failures` 0)."""
+    index = min(max(failures, 1), len(RETRY_DELAYS)) - 1
+    return timedelta(seconds=RETRY_DELAYS[index])
+
+
+def _is_opted_out(business_id: int, number: str) -> bool:
+    return (
+        db.session.execute(
+            db.select(OptOut.id).where(OptOut.business_id == business_id, OptOut.number == number)
+        ).first()
+        is not None
+    )
+
+
+def _new_client_ref(index: int) -> str:
+    # Random, so refs never repeat across databases (a dev reset, a restore): a receipt
+    # for an old part can never be taken for a new one.
+    return f"{secrets.token_hex(10)}-{index}"
+
+
+def send_text(
+    business_id: int,
+    client_id: int,
+    body: str,
+    *,
+    user_id: int | None,
+    kind: str = "direct",
+    now: datetime,
+) -> Message:
+    """Saves a text to the client and queues it for sending. Raises ServiceError, before
+    anything is saved, sent or charged, when it cannot go out."""
+    split = check_text(body)
+    client = client_or_none(business_id, client_id)
+    if client is None:
+        raise ServiceError("That client does not exist.")
+    client = surviving_client(client)
+    phone = client.primary_phone
+    if phone is None:
+        raise ServiceError(f"{client.name} has no phone number to text.")
+    if _is_opted_out(business_id, phone.number):
+        raise ServiceError(
+            f"{client.name} has opted out of your texts (they replied STOP), so this text was "
+            "not sent. They can reply START to get texts again."
+        )
+    sender = texting.sender_for(business_id, kind)  # type: ignore[arg-type]
+    message = Message(
+        business_id=business_id,
+        client_id=client.id,
+        channel="text",
+        direction="outbound",
+        kind=kind,
+        body=body,
+        sender=sender,
+        recipient=phone.number,
+        status="queued",
+        sent_by_id=user_id,
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(message)
+    db.session.flush()
+    charge = balance.reserve(business_id, split.count, now, message_id=message.id)
+    for index, text in enumerate(split.parts):
+        db.session.add(
+            MessagePart(
+                message_id=message.id,
+                business_id=business_id,
+                index=index,
+                text=text,
+                unicode=split.encoding == "UCS-2",
+                client_ref=_new_client_ref(index),
+                status="queued",
+                charged_from=charge.source_of(index),
+                charged_month=charge.month if charge.source_of(index) == "allowance" else None,
+                updated_at=now,
+            )
+        )
+    db.session.commit()
+    _queue(message.id)
+    _publish(message)
+    return message
+
+
+def resend(business_id: int, message_id: int, *, now: datetime) -> Message:
+    """Sends a message's failed and unknown parts again, charging for them again. An unknown
+    part may have gone out already, so the client may get it twice. Raises ServiceError."""
+    message = db.session.get(Message, message_id)
+    if message is None or message.business_id != business_id:
+        raise ServiceError("That message does not exist.")
+    again = [part for part in message.parts if part.status in ("failed", "unknown")]
+    if not again:
+        raise ServiceError("Nothing to resend: every part of this text went out.")
+    charge = balance.reserve(business_id, len(again), now, message_id=message.id)
+    for number, part in enumerate(again):
+        moved = db.session.execute(
+            update(MessagePart)
+            .where(MessagePart.id == part.id, MessagePart.status.in_(("failed", "unknown")))
+            .values(
+                status="queued",
+                client_ref=_new_client_ref(part.index),
+                vonage_message_id=None,
+                err_code=None,
+                reason=None,
+                failures=0,
+                claimed_at=None,
+                charged_from=charge.source_of(number),
+                charged_month=charge.month if charge.source_of(number) == "allowance" else None,
+                refunded=False,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if moved != 1:  # a receipt settled it meanwhile: nothing to resend, nothing to pay
+            db.session.rollback()
+            raise ServiceError("This text's status just changed. Look again before resending.")
+    _update_message_status(message.id, now)
+    db.session.commit()
+    _queue(message.id)
+    _publish(message)
+    return message
+
+
+def _queue(message_id: int, delay: timedelta | None = None) -> None:
+    from jobs.sending import send_message
+
+    enqueue(send_message, message_id, timeout=SEND_JOB_TIMEOUT, delay=delay)
+    schedule_sweep()
+
+
+def schedule_sweep() -> None:
+    """Makes sure the periodic sweep runs (one Redis command when it already does)."""
+    from jobs.sending import sweep
+
+    periodic.ensure_scheduled(sweep, SWEEP_EVERY, name="sending-sweep", timeout=SEND_JOB_TIMEOUT)
+
+
+# --- The job ----------------------------------------------------------------------------------
+
+
+def _claim(part_id: int, now: datetime) -> bool:
+    claimed = db.session.execute(
+        update(MessagePart)
+        .where(MessagePart.id == part_id, MessagePart.status == "queued")
+        .values(
+            status="sending",
+            claimed_at=now,
+            attempts=MessagePart.attempts + 1,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return claimed == 1
+
+
+def _settle(part_id: int, now: datetime, *, only_from: tuple[str, ...], **values) -> bool:
+    """Moves a part on from one of `only_from` (a receipt may have moved it further already)."""
+    return (
+        db.session.execute(
+            update(MessagePart)
+            .where(MessagePart.id == part_id, MessagePart.status.in_(only_from))
+            .values(updated_at=now, **values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
+    )
+
+
+def send_message(message_id: int, *, now: datetime | None = None) -> None:
+    """Sends the message's queued parts in order (the job). Safe to run twice or at once."""
+    message = db.session.get(Message, message_id)
+    if message is None or message.channel != "text":
+        return
+    gateway = get_gateway()
+    part_ids = db.session.execute(
+        db.select(MessagePart.id)
+        .where(MessagePart.message_id == message_id, MessagePart.status == "queued")
+        .order_by(MessagePart.index)
+    ).scalars()
+    for part_id in list(part_ids):
+        if not rate_limit.acquire_send_slot():
+            _queue(message_id, delay=timedelta(seconds=1))  # very busy: come back shortly
+            break
+        moment = now or utcnow()
+        if not _claim(part_id, moment):
+            continue  # another job has it, or it is no longer queued
+        part = db.session.get(MessagePart, part_id, populate_existing=True)
+        try:
+            sent = gateway.send_part(
+                sender=message.sender,
+                to=message.recipient,
+                text=part.text,
+                unicode=part.unicode,
+                client_ref=part.client_ref,
+                callback_url=None,  # receipts go to the account's status URL (README)
+            )
+        except (Throttled, TemporaryFailure) as error:
+            if _retry_later(part, error, isinstance(error, Throttled), now or utcnow()):
+                break  # later parts wait, so the client gets them in order
+            continue
+        except OutcomeUnknown as error:
+            log.warning("part %s: %s", part_id, error)
+            _settle(
+                part_id,
+                now or utcnow(),
+                only_from=("sending",),
+                status="unknown",
+                reason=UNKNOWN_REASON,
+                claimed_at=None,
+            )
+        except PermanentFailure as error:
+            moment = now or utcnow()
+            if _settle(
+                part_id,
+                moment,
+                only_from=("sending",),
+                status="failed",
+                err_code=str(error.code)[:32],
+                reason=error.reason,
+                claimed_at=None,
+            ):
+                balance.refund_part(part_id, moment)
+        else:
+            moment = now or utcnow()
+            db.session.execute(
+                update(MessagePart)
+                .where(MessagePart.id == part_id)
+                .values(vonage_message_id=sent.message_id, sent_at=moment, failures=0)
+                .execution_options(synchronize_session=False)
+            )
+            _settle(
+                part_id,
+                moment,
+                only_from=("sending", "unknown"),
+                status="sent",
+                reason=None,
+                claimed_at=None,
+            )
+        _finish_part(message_id, now or utcnow())
+
+
+def _retry_later(part: MessagePart, error: Exception, throttled: bool, now: datetime) -> bool:
+    """After a throttle or an outage (the request did not go out): back to queued and the job
+    again after a backoff, or failed when it has been tried too often. True if retrying."""
+    failures = part.failures + (0 if throttled else 1)
+    if part.attempts >= MAX_ATTEMPTS or failures > len(RETRY_DELAYS):
+        if _settle(
+            part.id,
+            now,
+            only_from=("sending",),
+            status="failed",
+            err_code="retries",
+            reason="Vonage, our texting provider, did not accept this part after many tries "
+            "over several minutes. Nothing was charged for it; you can resend it.",
+            claimed_at=None,
+            failures=failures,
+        ):
+            balance.refund_part(part.id, now)
+        _finish_part(part.message_id, now)
+        return False
+    log.info("part %s: %s; retrying", part.id, error)
+    _settle(
+        part.id, now, only_from=("sending",), status="queued", claimed_at=None, failures=failures
+    )
+    db.session.commit()
+    _queue(part.message_id, delay=retry_delay(failures))
+    _finish_part(part.message_id, now)
+    return True
+
+
+def _finish_part(message_id: int, now: datetime) -> None:
+    """Commits a part's change with its message's status, then tells open pages."""
+    message = _update_message_status(message_id, now)
+    db.session.commit()
+    if message is not None:
+        _publish(message)
+
+
+def _update_message_status(message_id: int, now: datetime) -> Message | None:
+    """The message's status becomes the worst of its parts'."""
+    statuses = set(
+        db.session.execute(
+            db.select(MessagePart.status).where(MessagePart.message_id == message_id)
+        ).scalars()
+    )
+    message = db.session.get(Message, message_id, populate_existing=True)
+    if message is None or not statuses:
+        return message
+    worst = next(status for status in WORST_FIRST if status in statuses)
+    if message.status != worst:
+        message.status = worst
+        message.updated_at = now
+    return message
+
+
+def _publish(message: Message) -> None:
+    parts = db.session.execute(
+        db.select(MessagePart.index, MessagePart.status, MessagePart.reason)
+        .where(MessagePart.message_id == message.id)
+        .order_by(MessagePart.index)
+    ).all()
+    events.publish(
+        message.business_id,
+        STATUS_EVENT,
+        {
+            "message_id": message.id,
+            "client_id": message.client_id,
+            "status": message.status,
+            "parts": [{"index": p.index, "status": p.status, "reason": p.reason} for p in parts],
+        },
+    )
+
+
+# --- Delivery receipts ------------------------------------------------------------------------
+
+RECEIPT_STATUSES = {
+    "delivered": "delivered",
+    "accepted": "sent",
+    "buffered": "sent",
+    "failed": "failed",
+    "rejected": "failed",
+    "expired": "failed",
+}
+
+
+def record_receipt(
+    *,
+    client_ref: str | None,
+    vonage_message_id: str | None,
+    status: str,
+    err_code: str | None,
+    now: datetime,
+) -> MessagePart | None:
+    """Applies a delivery receipt to its part (found by client-ref, else Vonage's message id).
+    Moves the part forward only, so repeated and out-of-order receipts change nothing wrong.
+    Returns the part, or None when the receipt is for no part of ours."""
+    part = None
+    if client_ref:
+        part = db.session.execute(
+            db.select(MessagePart).where(MessagePart.client_ref == client_ref)
+        ).scalar_one_or_none()
+    if part is None and vonage_message_id:
+        part = db.session.execute(
+            db.select(MessagePart).where(MessagePart.vonage_message_id == vonage_message_id)
+        ).scalar_one_or_none()
+    if part is None:
+        return None
+    new_status = RECEIPT_STATUSES.get(status.lower())
+    if new_status is None:  # "unknown": the carrier said nothing useful; keep what we know
+        return part
+    earlier = [s for s, rank in PART_PROGRESS.items() if rank < PART_PROGRESS[new_status]]
+    values: dict = {"status": new_status, "claimed_at": None}
+    if vonage_message_id:
+        values["vonage_message_id"] = vonage_message_id[:64]
+    if new_status == "failed":
+        code = (err_code or "1").strip()[:32]
+        values["err_code"] = code
+        values["reason"] = _delivery_reason(code)
+    elif new_status in ("sent", "delivered"):
+        values["reason"] = None
+    if part.sent_at is None:
+        values["sent_at"] = now
+    moved = _settle(part.id, now, only_from=tuple(earlier), **values)
+    if moved:
+        _finish_part(part.message_id, now)
+    else:
+        db.session.commit()
+    db.session.refresh(part)
+    return part
+
+
+def _delivery_reason(err_code: str) -> str:
+    from app.vonage_gateway import delivery_failure_reason
+
+    return delivery_failure_reason(err_code)
+
+
+# --- The sweep (periodic job) -----------------------------------------------------------------
+
+
+def sweep(*, now: datetime) -> None:
+    """Settles what dead jobs left: parts `sending` for too long become `unknown` (never sent
+    blindly again; their receipt can still settle them), and messages with parts `queued` for
+    too long are queued again (their job was lost)."""
+    stale = db.session.execute(
+        db.select(MessagePart.id, MessagePart.message_id).where(
+            MessagePart.status == "sending", MessagePart.claimed_at < now - SENDING_TIMEOUT
+        )
+    ).all()
+    for part_id, message_id in stale:
+        if _settle(
+            part_id,
+            now,
+            only_from=("sending",),
+            status="unknown",
+            reason=UNKNOWN_REASON,
+            claimed_at=None,
+        ):
+            _finish_part(message_id, now)
+    lost = db.session.execute(
+        db.select(MessagePart.message_id)
+        .where(MessagePart.status == "queued", MessagePart.updated_at < now - LOST_JOB_AFTER)
+        .distinct()
+    ).scalars()
+    for message_id in list(lost):
+        _queue(message_id)
+    db.session.commit()
