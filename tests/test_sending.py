@@ -13,7 +13,7 @@ import pytest
 from app.extensions import db, get_redis
 from app.models import Message, OptOut
 from app.models.types import utcnow
-from app.services import balance, events, rate_limit, sending
+from app.services import balance, events, rate_limit, sending, texting
 from app.services.errors import ServiceError
 from app.vonage_gateway import Gateway
 from tests.sending_helpers import (
@@ -352,3 +352,63 @@ def test_the_rate_limiter_never_admits_more_than_the_limit_in_any_second_across_
 
 def test_the_sending_rate_setting_defaults_to_30(app):
     assert app.config["VONAGE_SMS_PER_SECOND"] == 30
+
+
+def test_several_workers_sending_at_once_stay_within_the_account_rate_at_vonage(
+    texting_app, business, sandbox
+):
+    texting_app.config["VONAGE_SMS_PER_SECOND"] = 4
+    sandbox.set_faults(throttle_per_second=4)  # Vonage's own limit: it would throttle past it
+    message_ids = [_send(texting_app, business, "x" * 400) for _ in range(3)]  # 9 parts
+
+    def worker(message_id: int) -> None:
+        with texting_app.app_context():
+            sending.send_message(message_id)
+
+    threads = [threading.Thread(target=worker, args=(m,)) for m in message_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    times = sorted(r["at"] for r in sends(sandbox))
+    assert len(times) == 9  # none throttled, so none asked twice
+    for i, start in enumerate(times):
+        assert len([t for t in times[i:] if t - start < 1.0]) <= 4
+    for message_id in message_ids:
+        assert {p["status"] for p in parts_of(texting_app, message_id)} == {"sent"}
+
+
+def test_the_sweep_queues_again_a_message_whose_job_was_lost(
+    texting_app, business, sandbox, run_jobs
+):
+    from rq import Queue
+
+    message_id = _send(texting_app, business)
+    with texting_app.app_context():
+        Queue("default", connection=get_redis()).empty()  # the job is lost (Redis restarted)
+    run_jobs()
+    assert sends(sandbox) == []
+    with texting_app.app_context():
+        sending.sweep(now=utcnow() + sending.LOST_JOB_AFTER + timedelta(seconds=1))
+    run_jobs()
+    assert parts_of(texting_app, message_id)[0]["status"] == "sent"
+    assert len(accepted(sandbox)) == 1
+
+
+def test_direct_texts_warn_while_the_number_is_unverified_and_not_once_it_is(
+    texting_app, business, make_business, sandbox, run_jobs
+):
+    with texting_app.app_context():
+        assert sending.unverified_warning(business["id"]) is None  # verified
+    other = make_business()
+    complete_business_info(texting_app, other["id"])
+    with texting_app.app_context():
+        assert sending.unverified_warning(other["id"]) is None  # no number at all
+        texting.activate_two_way_texting(other["id"], user_id=other["owner"][0], now=utcnow())
+    run_jobs()
+    with texting_app.app_context():
+        assert "still being verified" in sending.unverified_warning(other["id"])
+    other["client"] = make_client(texting_app, other["id"])
+    message_id = _send(texting_app, other)  # sent anyway, from the dedicated number
+    run_jobs()
+    assert message_status(texting_app, message_id) == "sent"

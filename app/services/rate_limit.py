@@ -20,7 +20,7 @@ from flask import current_app
 from app.extensions import get_redis
 
 KEY = "vonage:sms-rate"
-WINDOW_MARGIN_MS = 20  # slack for requests that leave a few milliseconds after their slot
+WINDOW_MARGIN_MS = 50  # slack for requests that leave a few milliseconds after their slot
 
 # KEYS[1]: the window's sorted set. ARGV: limit, window (ms), a unique member.
 # Returns 0 when admitted, else the milliseconds until a slot frees up.

@@ -84,6 +84,21 @@ def _new_client_ref(index: int) -> str:
     return f"{secrets.token_hex(10)}-{index}"
 
 
+def unverified_warning(business_id: int) -> str | None:
+    """The composer's warning while direct texts go from a number the carriers have not
+    verified yet (DESIGN.md §3); None once it is verified, or when there is no number."""
+    current = texting.active_number(business_id)
+    if current is None:
+        return None
+    number, verification = current
+    if verification is not None and verification.state == "verified":
+        return None
+    return (
+        "Your texting number is still being verified by the carriers. Texts from it may not "
+        "reach clients until it is verified."
+    )
+
+
 def send_text(
     business_id: int,
     client_id: int,
@@ -244,12 +259,17 @@ def send_message(message_id: int, *, now: datetime | None = None) -> None:
         .order_by(MessagePart.index)
     ).scalars()
     for part_id in list(part_ids):
-        if not rate_limit.acquire_send_slot():
-            _queue(message_id, delay=timedelta(seconds=1))  # very busy: come back shortly
-            break
         moment = now or utcnow()
         if not _claim(part_id, moment):
             continue  # another job has it, or it is no longer queued
+        # The slot is taken last, right before the call, so the calls reach Vonage spaced as
+        # the limiter spaced them.
+        if not rate_limit.acquire_send_slot():
+            # Very busy: nothing went out, so the part goes back to the queue for a moment.
+            _settle(part_id, moment, only_from=("sending",), status="queued", claimed_at=None)
+            db.session.commit()
+            _queue(message_id, delay=timedelta(seconds=1))
+            break
         part = db.session.get(MessagePart, part_id, populate_existing=True)
         try:
             sent = gateway.send_part(
