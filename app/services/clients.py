@@ -101,15 +101,30 @@ def search_clients(
     if terms:
         # Ordering by name while filtering by a substring: left to itself the database may walk
         # the name index hoping to meet matches early, which is slow when they sort late (the
-        # "zoe"s come last). So first look at most SPARSE_MATCHES matches up (the trigram index
-        # finds them): when that is all of them, order just those; when there are more, matches
-        # are dense and walking the name index meets them soon.
-        found = db.session.execute(
-            select(Client.id, Client.sort_name).where(*conditions).limit(SPARSE_MATCHES + 1)
+        # "zoe"s come last). So collect at most SPARSE_MATCHES + 1 matches first (the trigram
+        # index finds them) and take the page from those, in one query; only when there are
+        # more are matches dense, and then walking the name index meets them soon.
+        matches = (
+            select(Client.id, Client.sort_name)
+            .where(*conditions)
+            .limit(SPARSE_MATCHES + 1)
+            .cte("matches")
+            .prefix_with("MATERIALIZED", dialect="postgresql")
+        )
+        count = select(func.count()).select_from(matches)
+        total = count.scalar_subquery()
+        page_rows = db.session.execute(
+            select(matches.c.id, total.label("total"))
+            .order_by(matches.c.sort_name, matches.c.id)
+            .offset(offset)
+            .limit(PAGE_SIZE + 1)
         ).all()
-        if len(found) <= SPARSE_MATCHES:
-            found.sort(key=lambda row: (row.sort_name, row.id))
-            page_ids = [row.id for row in found[offset : offset + PAGE_SIZE + 1]]
+        if page_rows:
+            sparse = page_rows[0].total <= SPARSE_MATCHES
+        else:  # a page past the end of the collected matches: were they all of them?
+            sparse = db.session.execute(count).scalar_one() <= SPARSE_MATCHES
+        if sparse:
+            page_ids = [row.id for row in page_rows]
             statement = select(Client).where(Client.id.in_(page_ids)).order_by(*by_name)
             offset = 0
     rows = (
