@@ -78,6 +78,26 @@ def _make_notification(other: dict) -> int:
     return notification.id
 
 
+def _make_message(other) -> int:
+    from app.models import Message
+
+    client_id = _make_client(other)
+    message = Message(
+        business_id=other["id"],
+        client_id=client_id,
+        channel="text",
+        direction="outbound",
+        kind="direct",
+        body="Hello",
+        sender="+15550000000",
+        recipient="+15557654321",
+        status="failed",
+    )
+    db.session.add(message)
+    db.session.commit()
+    return message.id
+
+
 # URL parameter -> makes a row of that kind in the *other* business and returns its id.
 ROW_MAKERS = {
     "user_id": lambda other: other["staff"][0],
@@ -86,6 +106,7 @@ ROW_MAKERS = {
     "other_id": _make_client,
     "import_id": _make_import,
     "notification_id": _make_notification,
+    "message_id": _make_message,
 }
 
 

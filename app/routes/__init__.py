@@ -12,6 +12,7 @@ def register_blueprints(app: Flask) -> None:
         dev,
         errors,
         events,
+        messages,
         notifications,
         settings,
         shell,
@@ -27,6 +28,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(settings.bp)
     app.register_blueprint(notifications.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(messages.bp)
     if not app.config.get("MAIL_SERVER") and (app.config["SANDBOX"] or app.testing):
         app.register_blueprint(dev.bp)  # captured emails, readable in the demo only
     errors.register(app)

@@ -1,0 +1,113 @@
+"""Emails to clients (issue 5 item 7): saved as a Message on the email channel, so they show in
+the conversation, then delivered through SMTP by a job, from the business's name with replies
+going to the business's contact email.
+
+Message has no subject column, so an email's subject is kept as the first line of its body
+(`split_email` reads it back for the conversation).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import current_app
+
+from app.extensions import db
+from app.models import Business
+from app.models.messages import Message
+from app.services import events
+from app.services.clients import client_or_none, surviving_client
+from app.services.errors import ServiceError
+from app.services.queues import enqueue
+
+MAX_SUBJECT = 200
+MAX_BODY = 10_000
+STATUS_EVENT = "message.status"
+
+
+def split_email(body: str) -> tuple[str, str]:
+    """(subject, text) of an email Message's body."""
+    subject, _, text = body.partition("\n\n")
+    return subject, text
+
+
+def send_email_message(
+    business_id: int,
+    client_id: int,
+    subject: str,
+    body: str,
+    *,
+    user_id: int | None,
+    now: datetime,
+) -> Message:
+    """Saves an email to the client and queues its delivery. Raises ServiceError, before
+    anything is saved or sent, when it cannot go out."""
+    subject = " ".join(subject.split())
+    if not subject:
+        raise ServiceError("An email needs a subject.", field="subject")
+    if len(subject) > MAX_SUBJECT:
+        raise ServiceError(f"Keep the subject under {MAX_SUBJECT} characters.", field="subject")
+    if not body.strip():
+        raise ServiceError("Write a message before sending.", field="body")
+    if len(body) > MAX_BODY:
+        raise ServiceError(f"Emails can be at most {MAX_BODY} characters.", field="body")
+    client = client_or_none(business_id, client_id)
+    if client is None:
+        raise ServiceError("That client does not exist.")
+    client = surviving_client(client)
+    if not client.emails:
+        raise ServiceError(f"{client.name} has no email address.")
+    business = db.session.get(Business, business_id)
+    sender = business.contact_email or current_app.config["MAIL_FROM"]
+    message = Message(
+        business_id=business_id,
+        client_id=client.id,
+        channel="email",
+        direction="outbound",
+        kind="direct",
+        body=f"{subject}\n\n{body}",
+        sender=sender[:254],
+        recipient=client.emails[0].email,
+        status="queued",
+        sent_by_id=user_id,
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(message)
+    db.session.commit()
+    from jobs.email_messages import deliver_email_message
+
+    enqueue(deliver_email_message, message.id)
+    _publish(message)
+    return message
+
+
+def deliver(message_id: int, now: datetime) -> None:
+    """Sends a queued email Message through SMTP (the job); safe to run twice."""
+    from jobs.mail import deliver_email
+
+    message = db.session.get(Message, message_id)
+    if message is None or message.channel != "email" or message.status != "queued":
+        return
+    business = db.session.get(Business, message.business_id)
+    subject, text = split_email(message.body)
+    # deliver_email is itself a job function; called here it sends in this job's context.
+    deliver_email(
+        to=message.recipient,
+        subject=subject,
+        body=text,
+        reply_to=business.contact_email or None,
+        from_name=business.name,
+    )
+    message.status = "sent"
+    message.updated_at = now
+    db.session.commit()
+    _publish(message)
+
+
+def _publish(message: Message) -> None:
+    events.publish(
+        message.business_id,
+        STATUS_EVENT,
+        {"message_id": message.id, "client_id": message.client_id, "status": message.status},
+    )
