@@ -182,3 +182,55 @@ def test_an_email_goes_out_from_the_business_name_with_replies_to_its_contact_em
         "sam@example.com",
     )
     assert message.sent_by_id == shop["owner"][0]
+
+
+def test_a_text_to_an_opted_out_client_is_refused_inline_and_nothing_is_sent(
+    app, texting_shop, actions, sandbox, run_jobs
+):
+    from app.models import OptOut
+
+    with app.app_context():
+        db.session.add(OptOut(business_id=texting_shop["id"], number="+15557654321"))
+        db.session.commit()
+    response = actions.post(
+        f"/messages/clients/{texting_shop['client']}",
+        {"body": "Hello", "channel": "text", "token": "o1"},
+        headers={"HX-Request": "true"},
+    )
+    assert "has opted out of your texts (they replied STOP)" in page_text(response)
+    run_jobs()
+    assert _messages(app) == [] and sandbox.requests("/sms/json") == []
+
+
+def test_a_text_the_balance_cannot_cover_is_refused_inline(app, texting_shop, actions):
+    from app.models import Business, TextBalance
+    from app.models.types import utcnow
+    from app.services import balance
+
+    with app.app_context():
+        business = db.session.get(Business, texting_shop["id"])
+        db.session.merge(
+            TextBalance(
+                business_id=texting_shop["id"],
+                allowance_month=balance.month_of(business, utcnow()),
+                allowance_left=1,
+                purchased_left=0,
+            )
+        )
+        db.session.commit()
+        left = balance.balance_for(texting_shop["id"], utcnow()).total
+    response = actions.post(
+        f"/messages/clients/{texting_shop['client']}",
+        {"body": TEXT_200_WITH_EMOJI, "channel": "text", "token": "b1"},
+        headers={"HX-Request": "true"},
+    )
+    assert left == 1
+    assert "Not enough texts left: this message needs 3 and 1 is left." in page_text(response)
+    assert _messages(app) == []
+
+
+def test_unlimited_plans_show_no_balance_in_the_counter(app, make_business, actions):
+    business = make_business(plan="unlimited")
+    actions.sign_in(business["owner"][1])
+    text = page_text(actions.post("/messages/count", {"body": "Hello"}))
+    assert "5/160 · 1 text" in text and "left" not in text
