@@ -105,7 +105,7 @@ def test_the_conversation_shows_both_channels_in_time_order_with_who_sent_them(a
 
 def test_the_fragment_refreshes_itself_on_status_events(app, shop, client):
     fragment = page_text(client.get(f"/messages/clients/{shop['client']}"))
-    assert 'hx-trigger="sse:message.status"' in fragment
+    assert 'hx-trigger="sse:message.status[JSON.parse(detail.data).client_id == ' in fragment
     assert "No messages with Sam Client yet" in fragment
 
 
