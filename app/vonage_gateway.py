@@ -554,6 +554,11 @@ class Gateway:
             self._local.clients = clients
         return clients
 
+    def prepare(self) -> None:
+        """Build this thread's SDK clients now (the first build is slow): a sender calls it
+        before taking a rate-limited slot, so the first call does not reach Vonage late."""
+        self._clients()
+
     def close(self) -> None:
         """Close every connection this gateway opened, in every thread."""
         with self._clients_lock:

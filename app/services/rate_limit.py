@@ -1,43 +1,43 @@
 """The account-wide Vonage sending rate, shared by every worker process through Redis.
 
 Vonage allows an API key a number of SMS API requests a second (30 by default) and answers
-"throttled" past it. Every send asks `acquire_send_slot` first. The limiter is a sliding-window
-log kept in one Redis sorted set and changed only by one Lua script, which Redis runs
-atomically: it drops the entries older than the window, and admits the request only while
-fewer than the limit remain. Time is Redis's own clock (`TIME`), so workers on machines whose
-clocks disagree still share one window. The window is a little longer than a second
-(`WINDOW_MARGIN_MS`) so that a request delayed on its way cannot make a second at Vonage hold
-more than the limit.
+"throttled" past it. Every send asks `acquire_send_slot` first. The limiter is a GCRA (generic
+cell rate algorithm, a leaky bucket without a burst) kept in one Redis key and changed only by
+one Lua script, which Redis runs atomically: it spaces the sends evenly, one every (1 s +
+margin) / rate, across every process. Even spacing, rather than a window that admits the whole
+second's sends at once, means a request delayed a few milliseconds on its way cannot land in the
+same second at Vonage as the next burst. Time is Redis's own clock (`TIME`), so workers on
+machines whose clocks disagree still share one schedule. `WINDOW_MARGIN_MS` stretches the second
+a little, so up to that much jitter between taking a slot and reaching Vonage still keeps every
+second at Vonage within the limit (it costs that fraction of the rate).
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 
 from flask import current_app
 
 from app.extensions import get_redis
 
 KEY = "vonage:sms-rate"
-WINDOW_MARGIN_MS = 50  # slack for requests that leave a few milliseconds after their slot
+WINDOW_MARGIN_MS = 30  # slack for requests that leave a few milliseconds after their slot
 
-# KEYS[1]: the window's sorted set. ARGV: limit, window (ms), a unique member.
-# Returns 0 when admitted, else the milliseconds until a slot frees up.
+# KEYS[1]: the theoretical arrival time of the next send (microseconds, Redis's clock).
+# ARGV[1]: the spacing between sends, in microseconds.
+# Returns 0 when admitted, else the milliseconds until the next slot.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local window = tonumber(ARGV[2]) * 1000
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
-  return 0
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+if tat > now then
+  local wait = math.ceil((tat - now) / 1000)
+  if wait < 1 then wait = 1 end
+  return wait
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-local wait = math.ceil((tonumber(oldest[2]) + window - now) / 1000)
-if wait < 1 then wait = 1 end
-return wait
+redis.call('SET', KEYS[1], string.format('%d', tat + tonumber(ARGV[1])), 'PX', 60000)
+return 0
 """
 
 
@@ -47,12 +47,12 @@ def sends_per_second() -> int:
 
 
 def try_acquire_send_slot() -> int:
-    """Takes a slot if one is free now: 0, else the milliseconds to wait before asking again."""
-    redis = get_redis()
-    script = redis.register_script(_ACQUIRE)
-    return int(
-        script(keys=[KEY], args=[sends_per_second(), 1000 + WINDOW_MARGIN_MS, uuid.uuid4().hex])
-    )
+    """Takes the slot if it is free now: 0, else the milliseconds until the next one. Only a
+    caller ready to send this instant takes a slot, so a slow worker cannot hold one and then
+    send late, in the same second as the next ones."""
+    interval_us = (1000 + WINDOW_MARGIN_MS) * 1000 // sends_per_second()
+    script = get_redis().register_script(_ACQUIRE)
+    return int(script(keys=[KEY], args=[interval_us]))
 
 
 def acquire_send_slot(max_wait: float = 10.0) -> bool:

@@ -253,6 +253,7 @@ def send_message(message_id: int, *, now: datetime | None = None) -> None:
     if message is None or message.channel != "text":
         return
     gateway = get_gateway()
+    gateway.prepare()
     part_ids = db.session.execute(
         db.select(MessagePart.id)
         .where(MessagePart.message_id == message_id, MessagePart.status == "queued")
