@@ -234,3 +234,35 @@ def test_unlimited_plans_show_no_balance_in_the_counter(app, make_business, acti
     actions.sign_in(business["owner"][1])
     text = page_text(actions.post("/messages/count", {"body": "Hello"}))
     assert "5/160 · 1 text" in text and "left" not in text
+
+
+def test_an_email_the_mail_server_refuses_shows_failed_and_resend_sends_it(
+    app, shop, actions, run_jobs, mailbox, monkeypatch
+):
+    import smtplib
+
+    import jobs.mail
+
+    sam = make_client(app, shop["id"], phone=None)
+    _add_email(app, sam)
+    real_deliver = jobs.mail.deliver_email
+
+    def refuse(**kwargs):
+        raise smtplib.SMTPServerDisconnected("gone")
+
+    monkeypatch.setattr(jobs.mail, "deliver_email", refuse)
+    actions.post(
+        f"/messages/clients/{sam}",
+        {"subject": "Hi", "body": "Hello", "channel": "email", "token": "f1"},
+    )
+    run_jobs()
+    [message] = _messages(app)
+    assert message.status == "failed" and mailbox() == []
+    page = page_text(actions.client.get(f"/clients/{sam}?tab=conversation"))
+    assert "Our mail server could not send this email." in page and "Resend" in page
+
+    monkeypatch.setattr(jobs.mail, "deliver_email", real_deliver)
+    assert "Queued" in page_text(actions.post(f"/messages/{message.id}/resend"))
+    run_jobs()
+    assert [m.status for m in _messages(app)] == ["sent"]
+    assert [e["Subject"] for e in mailbox()] == ["Hi"]

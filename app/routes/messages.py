@@ -22,6 +22,7 @@ from app.services.tenancy import owned_or_404
 bp = Blueprint("messages", __name__, url_prefix="/messages")
 
 SEND_TOKEN_SECONDS = 600  # a composer's token guards against a double Send this long
+bp.add_app_template_global(email_messages.FAILED_REASON, "email_failed_reason")
 
 
 def _client(client_id: int) -> Client:
@@ -185,7 +186,10 @@ def resend(message_id: int):
     message = owned_or_404(Message, message_id)
     error = None
     try:
-        message = sending.resend(current_user.business_id, message.id, now=utcnow())
+        if message.channel == "email":
+            message = email_messages.resend(current_user.business_id, message.id, now=utcnow())
+        else:
+            message = sending.resend(current_user.business_id, message.id, now=utcnow())
     except ServiceError as exc:
         db.session.rollback()
         error = str(exc)

@@ -8,6 +8,8 @@ Message has no subject column, so an email's subject is kept as the first line o
 
 from __future__ import annotations
 
+import logging
+import smtplib
 from datetime import datetime
 
 from flask import current_app
@@ -23,6 +25,9 @@ from app.services.queues import enqueue
 MAX_SUBJECT = 200
 MAX_BODY = 10_000
 STATUS_EVENT = "message.status"
+FAILED_REASON = "Our mail server could not send this email. You can resend it."
+
+log = logging.getLogger(__name__)
 
 
 def split_email(body: str) -> tuple[str, str]:
@@ -91,18 +96,40 @@ def deliver(message_id: int, now: datetime) -> None:
         return
     business = db.session.get(Business, message.business_id)
     subject, text = split_email(message.body)
-    # deliver_email is itself a job function; called here it sends in this job's context.
-    deliver_email(
-        to=message.recipient,
-        subject=subject,
-        body=text,
-        reply_to=business.contact_email or None,
-        from_name=business.name,
-    )
-    message.status = "sent"
+    try:
+        # deliver_email is itself a job function; called here it sends in this job's context.
+        deliver_email(
+            to=message.recipient,
+            subject=subject,
+            body=text,
+            reply_to=business.contact_email or None,
+            from_name=business.name,
+        )
+    except (smtplib.SMTPException, OSError):
+        log.exception("email message %s was not delivered", message_id)
+        message.status = "failed"  # the bubble says so and offers Resend
+    else:
+        message.status = "sent"
     message.updated_at = now
     db.session.commit()
     _publish(message)
+
+
+def resend(business_id: int, message_id: int, *, now: datetime) -> Message:
+    """Queues a failed email again (emails cost no texts). Raises ServiceError."""
+    message = db.session.get(Message, message_id)
+    if message is None or message.business_id != business_id or message.channel != "email":
+        raise ServiceError("That message does not exist.")
+    if message.status != "failed":
+        raise ServiceError("Nothing to resend: this email went out.")
+    message.status = "queued"
+    message.updated_at = now
+    db.session.commit()
+    from jobs.email_messages import deliver_email_message
+
+    enqueue(deliver_email_message, message.id)
+    _publish(message)
+    return message
 
 
 def _publish(message: Message) -> None:
