@@ -110,7 +110,7 @@ def main() -> None:
     workers = [
         subprocess.Popen(
             [
-                str(ROOT / ".venv/bin/rq"),
+                str(Path(sys.executable).parent / "rq"),  # this virtualenv's rq
                 "worker",
                 "--burst",
                 # In-process jobs: the default worker forks per job and builds the app in
