@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.models import Client, ClientEmail, ClientNote, ClientPhone, ClientTag, OptOut, User
@@ -129,10 +129,11 @@ def search_clients(
             offset = 0
     rows = (
         db.session.execute(
-            statement.options(selectinload(Client.phones), selectinload(Client.emails))
+            statement.options(joinedload(Client.phones), joinedload(Client.emails))
             .offset(offset)
             .limit(PAGE_SIZE + 1)
         )
+        .unique()
         .scalars()
         .all()
     )
