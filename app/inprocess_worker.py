@@ -52,14 +52,16 @@ class InProcessWorker:
         self.app = app
         self.poll_seconds = poll_seconds
         self._stopping = threading.Event()
+        self.errors: list[Exception] = []  # loop failures, kept for whoever runs it (tests)
         self.thread = threading.Thread(target=self._loop, name="twoway-worker", daemon=True)
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
                 run_pending_jobs(self.app)
-            except Exception:  # keep the worker alive; the job's own failure is kept by RQ
+            except Exception as error:  # keep the worker alive; a job's own failure is in RQ
                 log.exception("in-process worker loop failed")
+                self.errors.append(error)
             self._stopping.wait(self.poll_seconds)
 
     def stop(self, timeout: float = 10) -> None:

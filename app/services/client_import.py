@@ -11,7 +11,6 @@ import csv
 import io
 
 from flask import current_app, render_template
-from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Business, ClientEmail, ClientImport, ClientNote, ClientPhone
@@ -193,14 +192,3 @@ def _import_row(business: Business, columns: dict[str, int], row: list[str]) -> 
     clients.refresh_search_text(existing)
     db.session.flush()
     return "updated"
-
-
-def recent_imports(business_id: int) -> list[ClientImport]:
-    return list(
-        db.session.execute(
-            select(ClientImport)
-            .where(ClientImport.business_id == business_id)
-            .order_by(ClientImport.created_at.desc())
-            .limit(5)
-        ).scalars()
-    )

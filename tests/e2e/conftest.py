@@ -26,10 +26,8 @@ from flask import Flask, got_request_exception
 from playwright.sync_api import Browser, Error, Page, Playwright, expect, sync_playwright
 from werkzeug.serving import make_server
 
-from app.inprocess_worker import run_pending_jobs
+from app.inprocess_worker import start_inprocess_worker
 from tests.conftest import PASSWORD
-
-log = logging.getLogger(__name__)
 
 E2E_DIR = Path(__file__).parent
 RESULTS_DIR = Path(__file__).parents[2] / "test-results"
@@ -91,18 +89,6 @@ class LiveServer:
     url: str
     app: Flask
     server_errors: list[BaseException] = field(default_factory=list)
-    worker_errors: list[BaseException] = field(default_factory=list)
-
-
-def _run_jobs_until(stop: threading.Event, live: LiveServer, poll_seconds: float = 0.1) -> None:
-    """The in-process worker loop, stoppable: jobs run as they come due, as in the demo."""
-    while not stop.is_set():
-        try:
-            run_pending_jobs(live.app)
-        except Exception as error:  # the test's teardown reports it
-            log.exception("job worker loop failed")
-            live.worker_errors.append(error)
-        stop.wait(poll_seconds)
 
 
 @pytest.fixture
@@ -132,23 +118,19 @@ def live_server(app: Flask) -> Iterator[LiveServer]:
         target=server.serve_forever, name="twoway-live-server", daemon=True
     )
     server_thread.start()
-    stop = threading.Event()
-    worker_thread = threading.Thread(
-        target=_run_jobs_until, args=(stop, live), name="twoway-live-worker", daemon=True
-    )
-    worker_thread.start()
+    # The demo's own in-process worker: jobs run as they come due.
+    worker = start_inprocess_worker(app, poll_seconds=0.1)
     try:
         yield live
     finally:
-        stop.set()
-        worker_thread.join(timeout=30)
+        worker.stop(timeout=30)
         server.shutdown()
         server.server_close()
         server_thread.join(timeout=10)
         got_request_exception.disconnect(record_error, app)
-    assert not worker_thread.is_alive(), "the job worker did not stop within 30 s"
+    assert not worker.thread.is_alive(), "the job worker did not stop within 30 s"
     assert not live.server_errors, f"the app raised while serving: {live.server_errors!r}"
-    assert not live.worker_errors, f"the job worker loop raised: {live.worker_errors!r}"
+    assert not worker.errors, f"the job worker loop raised: {worker.errors!r}"
 
 
 # --- Chromium ---------------------------------------------------------------------------
