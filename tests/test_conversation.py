@@ -103,9 +103,19 @@ def test_the_conversation_shows_both_channels_in_time_order_with_who_sent_them(a
     assert "bubble-in" in page[second:]
 
 
-def test_the_fragment_refreshes_itself_on_status_events(app, shop, client):
+def test_the_conversation_refreshes_on_status_events_from_an_element_that_is_never_swapped(
+    app, shop, client
+):
+    # The listener sits on a wrapper that stays: a status event arriving while a refresh is in
+    # flight is queued on it, not lost with a replaced element.
+    card = page_text(client.get(f"/clients/{shop['client']}?tab=conversation"))
+    wrapper = card[card.index('<div id="conversation-live"') :]
+    wrapper = wrapper[: wrapper.index(">")]
+    assert 'hx-trigger="sse:message.status[JSON.parse(detail.data).client_id == ' in wrapper
+    assert 'hx-target="#conversation-messages"' in wrapper
     fragment = page_text(client.get(f"/messages/clients/{shop['client']}"))
-    assert 'hx-trigger="sse:message.status[JSON.parse(detail.data).client_id == ' in fragment
+    assert fragment.lstrip().startswith('<div id="conversation-messages"')
+    assert "hx-trigger" not in fragment and "conversation-live" not in fragment
     assert "No messages with Sam Client yet" in fragment
 
 

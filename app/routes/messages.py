@@ -94,7 +94,9 @@ def _messages(client: Client) -> list[Message]:
 def conversation(client_id: int):
     """Every message with the client in time order (refreshes itself on `message.status`)."""
     client = _client(client_id)
-    return render_template("messages/_conversation.html", client=client, messages=_messages(client))
+    return render_template(
+        "messages/_conversation_messages.html", client=client, messages=_messages(client)
+    )
 
 
 @bp.get("/clients/<int:client_id>/composer")
@@ -171,7 +173,7 @@ def send(client_id: int):
         _forget(request.form.get("token", ""))  # nothing went out: the same Send may try again
         return _refused(client, body, subject, channel, str(error))
     return _composer(client, channel=channel) + render_template(
-        "messages/_conversation.html", client=client, messages=_messages(client), oob=True
+        "messages/_conversation_messages.html", client=client, messages=_messages(client), oob=True
     )
 
 
