@@ -11,12 +11,15 @@ from app.models.clients import (
     ClientTag,
     OptOut,
 )
+from app.models.inbound import InboundPart
+from app.models.inbox import Conversation, ConversationRead
 from app.models.messages import (
     Message,
     MessagePart,
     TextBalance,
     TextLedgerEntry,
 )
+from app.models.push import PushSubscription
 from app.models.texting import (
     SMS_SETTINGS,
     DedicatedNumber,
@@ -31,17 +34,21 @@ __all__ = [
     "SOURCES",
     "Business",
     "Client",
+    "InboundPart",
     "ClientEmail",
     "ClientImport",
     "ClientNote",
     "ClientPhone",
     "ClientTag",
+    "Conversation",
+    "ConversationRead",
     "DedicatedNumber",
     "Invitation",
     "Message",
     "MessagePart",
     "Notification",
     "OptOut",
+    "PushSubscription",
     "TextBalance",
     "TextLedgerEntry",
     "User",

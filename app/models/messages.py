@@ -14,6 +14,14 @@ from app.models.types import UTCDateTime, utcnow
 CHANNELS = ("text", "email")
 DIRECTIONS = ("outbound", "inbound")
 KINDS = ("direct", "transactional", "marketing")
+# Where an inbound text shows (DESIGN.md §3, §6, §8). Outbound messages are always "inbox".
+#   inbox:  in the inbox and on the client card
+#   held:   to a dedicated number not verified yet; released into the inbox when it is
+#   logged: to a dedicated number after deactivation; kept, never shown
+#   system: a reply to a shared system number; kept, never shown in an inbox
+VISIBILITIES = ("inbox", "held", "logged", "system")
+# A free-text opt-out ("please stop texting me") flagged for staff (COMPLIANCE.md).
+REVOCATION_STATES = ("flagged", "confirmed", "dismissed")
 
 # A part's life: queued → sending (claimed by one job, the Vonage call in flight) → sent
 # (Vonage accepted it) → delivered or failed (the receipt). `unknown`: the call's answer was
@@ -46,6 +54,15 @@ class Message(db.Model):
     recipient: Mapped[str] = mapped_column(String(254))
     status: Mapped[str] = mapped_column(String(16), default="queued")  # worst of its parts
     sent_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))  # None: Twoway itself
+    visibility: Mapped[str] = mapped_column(String(8), default="inbox")  # VISIBILITIES
+    # Inbound: a long text whose parts did not all arrive before the time-out.
+    incomplete: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Inbound: the compliance keyword it was ("stop", "start", "help"), if it was one.
+    keyword: Mapped[str | None] = mapped_column(String(8))
+    revocation: Mapped[str | None] = mapped_column(String(16))  # REVOCATION_STATES
+    # Outbound: the inbound text this is Twoway's automatic answer to (a STOP confirmation,
+    # HELP, "Do not reply"). Unique: a text is answered at most once, however often it arrives.
+    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
