@@ -14,7 +14,7 @@ from app.htmx import is_htmx_request
 from app.models import Client
 from app.models.messages import Message
 from app.models.types import utcnow
-from app.services import balance, clients, email_messages, sending
+from app.services import balance, clients, email_messages, inbound, sending
 from app.services.errors import ServiceError
 from app.services.segments import MAX_CHARACTERS, plain_quotes, split_text
 from app.services.tenancy import owned_or_404
@@ -83,7 +83,11 @@ def _messages(client: Client) -> list[Message]:
     return list(
         db.session.execute(
             db.select(Message)
-            .where(Message.business_id == current_user.business_id, Message.client_id == client.id)
+            .where(
+                Message.business_id == current_user.business_id,
+                Message.client_id == client.id,
+                Message.visibility == "inbox",  # held, logged and system texts never show
+            )
             .order_by(Message.created_at, Message.id)
         ).scalars()
     )
@@ -192,6 +196,32 @@ def resend(message_id: int):
             message = email_messages.resend(current_user.business_id, message.id, now=utcnow())
         else:
             message = sending.resend(current_user.business_id, message.id, now=utcnow())
+    except ServiceError as exc:
+        db.session.rollback()
+        error = str(exc)
+        message = db.session.get(Message, message_id)
+    return render_template("messages/_bubble.html", message=message, error=error)
+
+
+@bp.post("/<int:message_id>/revocation/confirm")
+@login_required
+def confirm_revocation(message_id: int):
+    """One click on a text flagged as "please stop texting me": opted out, one confirmation."""
+    return _settle_revocation(message_id, inbound.confirm_revocation)
+
+
+@bp.post("/<int:message_id>/revocation/dismiss")
+@login_required
+def dismiss_revocation(message_id: int):
+    """Staff decide a flagged text was not a request to stop texts."""
+    return _settle_revocation(message_id, inbound.dismiss_revocation)
+
+
+def _settle_revocation(message_id: int, settle):
+    message = owned_or_404(Message, message_id)
+    error = None
+    try:
+        message = settle(current_user.business_id, message.id, now=utcnow())
     except ServiceError as exc:
         db.session.rollback()
         error = str(exc)

@@ -6,9 +6,12 @@ string, POST form or POST JSON. Each must carry a valid signature with a fresh t
 WEBHOOK_MAX_BYTES is 413. Anything Vonage should stop retrying answers 2xx, including a
 receipt for a part we do not know.
 
-`/webhooks/vonage/inbound` answers Vonage's unsigned GET probe (sent when a number's inbound
-URL is set). Inbound texts themselves are not handled yet: they answer 501, which makes
-Vonage keep them and retry (for 24 hours) rather than lose them.
+`/webhooks/vonage/inbound` takes inbound texts in the same three forms, with the same
+signature check (401, nothing stored) and size limit (413). A text whose fields are not what
+Vonage sends answers 400 with the reason. Each text (each part of a long one) is stored once
+per `messageId` and handled by a job (`app.services.inbound`); the answer is 200 as soon as it
+is stored, also for a retry of one already stored and for a text to a number that is no one's
+(so Vonage stops retrying). An empty GET is Vonage's probe of the URL: 200.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from flask import Blueprint, Response, abort, request
 
 from app.extensions import csrf
 from app.models.types import utcnow
-from app.services import sending
+from app.services import inbound, sending
 from app.vonage_gateway import get_gateway
 
 log = logging.getLogger(__name__)
@@ -28,7 +31,9 @@ log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 csrf.exempt(bp)  # signed by Vonage instead
 
-WEBHOOK_MAX_BYTES = 16 * 1024  # a receipt is a few hundred bytes
+# A receipt is a few hundred bytes; an inbound part at most about 1.6 KB (160 characters, each
+# up to 9 bytes once percent-encoded, and the other fields), so this leaves ample room.
+WEBHOOK_MAX_BYTES = 16 * 1024
 _FIELD_MAX = 200  # no single value of a receipt is anywhere near this long
 
 
@@ -97,5 +102,11 @@ def vonage_inbound():
     params = _params()
     if not params:
         return _ok()  # Vonage probes the URL when a number's inbound URL is set
-    # Not handled yet (a later issue): not 2xx, so Vonage keeps the text and retries.
-    return Response("inbound texts are not handled yet", status=501, mimetype="text/plain")
+    if not get_gateway().check_webhook_signature(params):
+        return Response("invalid or missing signature", status=401, mimetype="text/plain")
+    try:
+        fields = inbound.parse_inbound(params)
+    except inbound.BadInbound as error:
+        return Response(f"not an inbound text: {error}", status=400, mimetype="text/plain")
+    inbound.record_part(fields, now=utcnow())
+    return _ok()

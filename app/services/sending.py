@@ -492,3 +492,93 @@ def sweep(*, now: datetime) -> None:
     for message_id in list(lost):
         _queue(message_id)
     db.session.commit()
+
+
+# --- Automatic answers to inbound texts (issue 6) -----------------------------------------
+
+# What an automatic answer is for. Compliance answers (carriers require them) go out even when
+# the balance is empty, uncharged; the "Do not reply" text is charged and skipped when the
+# balance cannot cover it.
+COMPLIANCE_REPLIES = ("stop", "start", "help")
+REPLY_PURPOSES = (*COMPLIANCE_REPLIES, "do_not_reply")
+
+
+def add_reply(inbound: Message, body: str, *, purpose: str, now: datetime) -> Message | None:
+    """Adds Twoway's automatic answer to an inbound text to the caller's transaction (the
+    caller commits, then calls `queue_reply`). It goes from the number they texted to the
+    number they texted from, as a transactional text of the inbound's client, shown where the
+    inbound shows. None, with nothing added, when no answer may go: a sender that is not a
+    phone number (short code, sender name), an opted-out number (except for the STOP
+    confirmation itself), a balance that can't cover a "Do not reply" text, or an inbound
+    already answered (`reply_to_id` is unique)."""
+    if purpose not in REPLY_PURPOSES:
+        raise ValueError(f"unknown purpose of an automatic answer: {purpose!r}")
+    if not inbound.sender.startswith("+"):
+        return None  # short codes and sender names cannot receive texts
+    if purpose != "stop" and _is_opted_out(inbound.business_id, inbound.sender):
+        return None
+    already = db.session.execute(
+        db.select(Message.id).where(Message.reply_to_id == inbound.id)
+    ).first()
+    if already is not None:
+        return None
+    split = check_text(body)
+    left = balance.balance_for(inbound.business_id, now).total
+    covered = left is None or left >= split.count
+    if not covered and purpose not in COMPLIANCE_REPLIES:
+        log.info("no %s answer to message %s: balance too low", purpose, inbound.id)
+        return None
+    reply = Message(
+        business_id=inbound.business_id,
+        client_id=inbound.client_id,
+        channel="text",
+        direction="outbound",
+        kind="transactional",
+        body=body,
+        sender=inbound.recipient,
+        recipient=inbound.sender,
+        status="queued",
+        sent_by_id=None,
+        visibility="inbox" if inbound.visibility == "inbox" else inbound.visibility,
+        reply_to_id=inbound.id,
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(reply)
+    db.session.flush()
+    # Checked above in this transaction; a concurrent send that takes the last texts between
+    # the check and here makes `reserve` raise, and the caller's job is retried.
+    charge = None
+    if covered:
+        charge = balance.reserve(inbound.business_id, split.count, now, message_id=reply.id)
+    for index, text in enumerate(split.parts):
+        source = charge.source_of(index) if charge is not None else None
+        db.session.add(
+            MessagePart(
+                message_id=reply.id,
+                business_id=inbound.business_id,
+                index=index,
+                text=text,
+                unicode=split.encoding == "UCS-2",
+                client_ref=_new_client_ref(index),
+                status="queued",
+                charged_from=source,
+                charged_month=charge.month if source == "allowance" else None,
+                updated_at=now,
+            )
+        )
+    if reply.visibility == "inbox" and reply.client_id is not None:
+        from app.services import inbox
+
+        inbox.record_message(reply, attention=False, now=now)
+    return reply
+
+
+def queue_reply(reply: Message) -> None:
+    """After the commit: sends an answer saved by `add_reply`, and shows it on open pages."""
+    _queue(reply.id)
+    if reply.visibility == "inbox" and reply.client_id is not None:
+        from app.services import inbox
+
+        inbox.announce(reply.business_id, reply.client_id, reply.id)
+    _publish(reply)

@@ -1,0 +1,35 @@
+"""Inbound texts: each stored part handled, the periodic sweep, and held texts released on
+verification. Each is safe to run twice (see app.services.inbound)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from app.models.types import utcnow
+from app.services import inbound, periodic
+from jobs import app_job
+
+
+@app_job
+def handle_inbound_part(part_id: int) -> None:
+    """Turns a stored part into a message (once every part of its text is here), routes it,
+    and acts on keywords."""
+    inbound.handle_part(part_id, now=utcnow())
+
+
+@app_job
+def release_held_texts(business_id: int) -> None:
+    """Texts that came before the business's number was verified go to its inbox, in order."""
+    inbound.release_held(business_id, now=utcnow())
+
+
+@app_job
+def sweep(now: str | None = None) -> None:
+    """Every minute: long texts whose parts stopped coming are shown incomplete, parts whose
+    job was lost are handled, held texts of verified numbers are released."""
+    try:
+        inbound.sweep(now=datetime.fromisoformat(now) if now else utcnow())
+    finally:
+        periodic.schedule_next(
+            sweep, inbound.SWEEP_EVERY, name="inbound-sweep", timeout=inbound.SWEEP_TIMEOUT
+        )

@@ -1,0 +1,146 @@
+"""Helpers for the inbound tests: a business's dedicated number in a given state (rows, no
+Vonage), inbound texts as Vonage's SMS API sends them (signed), and what got stored."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.extensions import db
+from app.models import Business, Client, ClientPhone, InboundPart, Message
+from app.models.texting import DedicatedNumber, Verification
+from tests.sending_helpers import signed
+
+INBOUND_PATH = "/webhooks/vonage/inbound"
+DEDICATED = "+18885550123"
+PERSON = "+15557654321"
+_ids = itertools.count(1)
+
+
+def dedicated_number(
+    app: Flask,
+    business_id: int,
+    *,
+    number: str = DEDICATED,
+    status: str = "active",
+    verified: bool = True,
+    sms_setting: str | None = None,
+) -> int:
+    """Gives the business a dedicated number (rows only) in `status`, verified or pending."""
+    with app.app_context():
+        business = db.session.get(Business, business_id)
+        business.sms_setting = sms_setting or ("two_way" if status == "active" else "do_not_reply")
+        row = DedicatedNumber(
+            business_id=business_id,
+            number=number,
+            country=business.country,
+            status=status,
+            activated_at=datetime(2027, 1, 1, tzinfo=UTC),
+        )
+        db.session.add(row)
+        db.session.flush()
+        db.session.add(
+            Verification(
+                business_id=business_id,
+                dedicated_number_id=row.id,
+                state="verified" if verified else "pending",
+                needs_submission=False,
+                registration_id=f"reg-{row.id}",
+            )
+        )
+        db.session.commit()
+        return row.id
+
+
+def text_fields(
+    text: str = "Hi, can I move my appointment?",
+    *,
+    sender: str = PERSON,
+    to: str = DEDICATED,
+    message_id: str | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    """An inbound SMS as Vonage sends it (unsigned): numbers without the +, strings only."""
+    fields = {
+        "msisdn": sender.lstrip("+"),
+        "to": to.lstrip("+"),
+        "messageId": message_id or f"0A0000000{next(_ids):07d}",
+        "text": text,
+        "type": "text",
+        "keyword": (text.split() or [""])[0].upper(),
+        "message-timestamp": "2027-01-15 15:00:00",
+        "api-key": "sandbox-key",
+    }
+    fields.update(extra)
+    return fields
+
+
+def concat_fields(parts: list[str], ref: str = "42", **kwargs) -> list[dict[str, str]]:
+    """The parts of a long text, in order, each with its concat fields."""
+    return [
+        text_fields(
+            piece,
+            concat="true",
+            **{"concat-ref": ref, "concat-total": str(len(parts)), "concat-part": str(number)},
+            **kwargs,
+        )
+        for number, piece in enumerate(parts, start=1)
+    ]
+
+
+def deliver(client: FlaskClient, fields: dict[str, str], how: str = "form", **sign) -> int:
+    """Posts the text to the webhook signed, as GET query, POST form or POST JSON."""
+    params = signed(fields, **sign)
+    if how == "get":
+        response = client.get(INBOUND_PATH, query_string=params)
+    elif how == "json":
+        response = client.post(INBOUND_PATH, json=params)
+    else:
+        response = client.post(INBOUND_PATH, data=params)
+    return response.status_code
+
+
+def stored_parts(app: Flask) -> list[InboundPart]:
+    with app.app_context():
+        rows = db.session.execute(db.select(InboundPart).order_by(InboundPart.id)).scalars()
+        result = list(rows)
+        for row in result:
+            db.session.expunge(row)
+        return result
+
+
+def inbound_messages(app: Flask) -> list[Message]:
+    """Every inbound message (detached, so tests can read its fields)."""
+    with app.app_context():
+        rows = list(
+            db.session.execute(
+                db.select(Message).where(Message.direction == "inbound").order_by(Message.id)
+            ).scalars()
+        )
+        for row in rows:
+            db.session.expunge(row)
+        return rows
+
+
+def outbound_messages(app: Flask) -> list[Message]:
+    with app.app_context():
+        rows = list(
+            db.session.execute(
+                db.select(Message).where(Message.direction == "outbound").order_by(Message.id)
+            ).scalars()
+        )
+        for row in rows:
+            db.session.expunge(row)
+        return rows
+
+
+def make_known_client(app: Flask, business_id: int, name: str = "Sam Client", number=PERSON) -> int:
+    with app.app_context():
+        client = Client(business_id=business_id, name=name, search_text=name.lower())
+        client.phones = [ClientPhone(business_id=business_id, number=number, is_primary=True)]
+        db.session.add(client)
+        db.session.commit()
+        return client.id
