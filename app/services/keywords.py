@@ -70,8 +70,8 @@ _REVOCATION_PATTERNS = [
     # "unsubscribe me", "please unsubscribe", "i want to unsubscribe"
     r"\bunsubscribe\b",
     # "take me off your list", "remove me from your list", "remove my number"
-    r"\b(?:take|remove|delete) (?:me|my number|my (?:phone|cell)(?: number)?)\b"
-    r"(?: (?:off|from)\b)?",
+    r"\btake (?:me|my number) off\b",
+    r"\b(?:remove|delete) (?:me|my number|my (?:phone|cell)(?: number)?)\b",
     # "opt me out", "i want to opt out", "opting out"
     r"\bopt(?:ing)? (?:me )?out\b",
     # "leave me alone"
