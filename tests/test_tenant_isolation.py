@@ -98,6 +98,20 @@ def _make_message(other) -> int:
     return message.id
 
 
+def _make_conversation(other) -> int:
+    from app.models import Conversation
+
+    conversation = Conversation(
+        business_id=other["id"],
+        client_id=_make_client(other),
+        last_activity_at=utcnow(),
+        needs_attention=True,
+    )
+    db.session.add(conversation)
+    db.session.commit()
+    return conversation.id
+
+
 # URL parameter -> makes a row of that kind in the *other* business and returns its id.
 ROW_MAKERS = {
     "user_id": lambda other: other["staff"][0],
@@ -107,6 +121,7 @@ ROW_MAKERS = {
     "import_id": _make_import,
     "notification_id": _make_notification,
     "message_id": _make_message,
+    "conversation_id": _make_conversation,
 }
 
 

@@ -14,7 +14,7 @@ from app.htmx import is_htmx_request
 from app.models import Client
 from app.models.messages import Message
 from app.models.types import utcnow
-from app.services import balance, clients, email_messages, inbound, sending
+from app.services import balance, clients, email_messages, inbound, inbox, sending
 from app.services.errors import ServiceError
 from app.services.segments import MAX_CHARACTERS, plain_quotes, split_text
 from app.services.tenancy import owned_or_404
@@ -98,9 +98,17 @@ def _messages(client: Client) -> list[Message]:
 def conversation(client_id: int):
     """Every message with the client in time order (refreshes itself on `message.status`)."""
     client = _client(client_id)
+    _mark_read(client)  # the person is looking at it: what just arrived is read
     return render_template(
         "messages/_conversation_messages.html", client=client, messages=_messages(client)
     )
+
+
+def _mark_read(client: Client) -> None:
+    """Opening a conversation marks it read for the signed-in staff member (only them)."""
+    conversation = inbox.conversation_of(current_user.business_id, client.id)
+    if conversation is not None:
+        inbox.mark_read(conversation, current_user.id, utcnow())
 
 
 @bp.get("/clients/<int:client_id>/composer")
@@ -251,7 +259,9 @@ def email_parts(body: str) -> tuple[str, str]:
 
 @bp.app_template_global()
 def conversation_for(client: Client) -> Markup:
-    """The conversation fragment, for the client card's Conversation tab."""
+    """The conversation fragment, for the client card's Conversation tab (opening it marks it
+    read for the signed-in staff member)."""
+    _mark_read(client)
     return Markup(
         render_template("messages/_conversation.html", client=client, messages=_messages(client))
     )

@@ -12,6 +12,7 @@ from sqlalchemy.orm import joinedload
 from app.extensions import db
 from app.models import Client, ClientEmail, ClientNote, ClientPhone, ClientTag, OptOut, User
 from app.models.types import utcnow
+from app.services import inbox
 from app.services.accounts import normalise_email
 from app.services.errors import ServiceError
 from app.services.phones import normalise_phone, phone_search_digits
@@ -396,6 +397,8 @@ def merge_clients(business_id: int, kept_id: int, removed_id: int, actor: User) 
             if email.email in kept_emails:
                 db.session.delete(email)
         db.session.flush()
+        # One conversation per client: fold the removed card's into the kept one's first.
+        inbox.merge_conversations(business_id, kept.id, removed.id)
         for table in _client_tables():
             db.session.execute(
                 update(table).where(table.c.client_id == removed.id).values(client_id=kept.id)
@@ -421,6 +424,7 @@ def merge_clients(business_id: int, kept_id: int, removed_id: int, actor: User) 
     except Exception:
         db.session.rollback()
         raise
+    inbox.announce(business_id, kept.id)
     return kept
 
 

@@ -17,7 +17,7 @@ from flask import current_app
 from app.extensions import db
 from app.models import Business
 from app.models.messages import Message
-from app.services import events
+from app.services import events, inbox
 from app.services.clients import client_or_none, surviving_client
 from app.services.errors import ServiceError
 from app.services.queues import enqueue
@@ -79,11 +79,14 @@ def send_email_message(
         updated_at=now,
     )
     db.session.add(message)
+    db.session.flush()
+    inbox.record_message(message, attention=False, now=now)  # the inbox's latest activity
     db.session.commit()
     from jobs.email_messages import deliver_email_message
 
     enqueue(deliver_email_message, message.id)
     _publish(message)
+    inbox.announce(business_id, message.client_id, message.id)
     return message
 
 
@@ -108,11 +111,15 @@ def deliver(message_id: int, now: datetime) -> None:
     except (smtplib.SMTPException, OSError):
         log.exception("email message %s was not delivered", message_id)
         message.status = "failed"  # the bubble says so and offers Resend
+        if message.client_id is not None:  # a failed send needs someone's attention
+            inbox.flag_client(message.business_id, message.client_id, now)
     else:
         message.status = "sent"
     message.updated_at = now
     db.session.commit()
     _publish(message)
+    if message.status == "failed" and message.client_id is not None:
+        inbox.announce(message.business_id, message.client_id)
 
 
 def resend(business_id: int, message_id: int, *, now: datetime) -> Message:

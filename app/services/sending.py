@@ -34,7 +34,7 @@ from app.extensions import db
 from app.models import OptOut
 from app.models.messages import PART_PROGRESS, WORST_FIRST, Message, MessagePart
 from app.models.types import utcnow
-from app.services import balance, events, periodic, rate_limit, texting
+from app.services import balance, events, inbox, periodic, rate_limit, texting
 from app.services.clients import client_or_none, surviving_client
 from app.services.errors import ServiceError
 from app.services.queues import enqueue
@@ -156,9 +156,11 @@ def send_text(
                 updated_at=now,
             )
         )
+    inbox.record_message(message, attention=False, now=now)  # the inbox's latest activity
     db.session.commit()
     _queue(message.id)
     _publish(message)
+    inbox.announce(business_id, message.client_id, message.id)
     return message
 
 
@@ -356,11 +358,20 @@ def _retry_later(part: MessagePart, error: Exception, throttled: bool, now: date
 
 
 def _finish_part(message_id: int, now: datetime) -> None:
-    """Commits a part's change with its message's status, then tells open pages."""
+    """Commits a part's change with its message's status, then tells open pages. A message
+    that has just failed for good puts its conversation in Require your attention."""
+    before = db.session.execute(
+        db.select(Message.status).where(Message.id == message_id)
+    ).scalar_one_or_none()
     message = _update_message_status(message_id, now)
+    failed_now = message is not None and message.status == "failed" and before != "failed"
+    if failed_now and message.client_id is not None:
+        inbox.flag_client(message.business_id, message.client_id, now)
     db.session.commit()
     if message is not None:
         _publish(message)
+        if failed_now and message.client_id is not None:
+            inbox.announce(message.business_id, message.client_id)
 
 
 def _update_message_status(message_id: int, now: datetime) -> Message | None:
