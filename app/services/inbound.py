@@ -561,14 +561,13 @@ def opt_out(business_id: int, number: str, now: datetime) -> bool:
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    return (
-        db.session.execute(
-            insert(OptOut)
-            .values(business_id=business_id, number=number, opted_out_at=now)
-            .on_conflict_do_nothing(index_elements=["business_id", "number"])
-        ).rowcount
-        == 1
-    )
+    added = db.session.execute(
+        insert(OptOut)
+        .values(business_id=business_id, number=number, opted_out_at=now)
+        .on_conflict_do_nothing(index_elements=["business_id", "number"])
+        .returning(OptOut.id)
+    ).scalar_one_or_none()
+    return added is not None
 
 
 def _opt_in(business_id: int, number: str) -> bool:
