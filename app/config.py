@@ -85,6 +85,17 @@ ENVIRONMENT: dict[str, tuple[str | None, str]] = {
     "SIGNIN_MAX_FAILURES": ("5", "Failed sign-ins per email (and per address) before a pause."),
     "SIGNIN_LOCKOUT_SECONDS": ("900", "How long sign-in is refused after too many failures."),
     "MAX_CONTENT_LENGTH": ("65536", "Largest request body accepted, in bytes."),
+    "VAPID_PRIVATE_KEY": (
+        None,
+        "Web Push signing key (VAPID, P-256): base64url raw or DER, or PEM text; the public key "
+        "browsers subscribe with is derived from it. Unset: push notifications are off (the demo "
+        "generates one in instance/vapid_private_key).",
+    ),
+    "VAPID_SUBJECT": (
+        None,
+        "Contact push services may use about our pushes, a mailto: or https: URL. "
+        "Unset: mailto: the MAIL_FROM address.",
+    ),
 }
 
 INT_SETTINGS = {

@@ -48,10 +48,15 @@ def main(argv: list[str] | None = None) -> None:
     from app import create_app
     from app.cli import DEMO_EMAIL, DEMO_PASSWORD, seed_demo_business
     from app.inprocess_worker import start_inprocess_worker
-    from app.services import texting
+    from app.services import inbound, texting
     from sandbox.server import start_sandbox
 
     app = create_app()
+    if not app.config.get("VAPID_PRIVATE_KEY"):
+        # Push notifications work in the demo with a key made once and kept in instance/.
+        from app.services.push import development_private_key
+
+        app.config["VAPID_PRIVATE_KEY"] = development_private_key(app.instance_path)
     with app.app_context():
         upgrade()
         seed_demo_business()
@@ -83,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     with app.app_context():
         texting.schedule_periodic_jobs()  # verification checks and the daily release
+        inbound.schedule_sweep()  # long texts whose parts stopped coming, lost jobs
     start_inprocess_worker(app)
 
     print(

@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Client, ClientImport, Invitation, Notification
+from app.models import Client, ClientImport, Invitation, Notification, PushSubscription
 from app.models.types import utcnow
 
 # URL parameters that are not ids of a business's rows.
@@ -32,6 +32,7 @@ PUBLIC_ENDPOINTS = {
     "auth.accept_invitation",
     "auth.join_business",
     "dev.mail",
+    "push.service_worker",
 }
 
 
@@ -67,6 +68,19 @@ def _make_import(other: dict) -> int:
     db.session.add(job)
     db.session.commit()
     return job.id
+
+
+def _make_push_subscription(other: dict) -> int:
+    subscription = PushSubscription(
+        business_id=other["id"],
+        user_id=other["owner"][0],
+        endpoint="https://push.example.com/theirs",
+        p256dh="BPuKbZyUSxVWJ8mZ" + "A" * 71,
+        auth="AAAAAAAAAAAAAAAAAAAAAA",
+    )
+    db.session.add(subscription)
+    db.session.commit()
+    return subscription.id
 
 
 def _make_notification(other: dict) -> int:
@@ -120,6 +134,7 @@ ROW_MAKERS = {
     "other_id": _make_client,
     "import_id": _make_import,
     "notification_id": _make_notification,
+    "subscription_id": _make_push_subscription,
     "message_id": _make_message,
     "conversation_id": _make_conversation,
 }

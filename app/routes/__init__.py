@@ -14,6 +14,7 @@ def register_blueprints(app: Flask) -> None:
         events,
         messages,
         notifications,
+        push,
         settings,
         shell,
         team,
@@ -27,6 +28,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(events.bp)
     app.register_blueprint(settings.bp)
     app.register_blueprint(notifications.bp)
+    app.register_blueprint(push.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(messages.bp)
     if not app.config.get("MAIL_SERVER") and (app.config["SANDBOX"] or app.testing):

@@ -12,3 +12,107 @@ document.addEventListener("htmx:sseMessage", function (event) {
   url.searchParams.set("last_event_id", id);
   source.setAttribute("sse-connect", url.pathname + url.search);
 });
+
+// Web Push. Signed-in pages register the service worker (/sw.js shows pushes and opens them);
+// on the Notifications page, "Notifications on this device" turns push on or off for this
+// browser and tells the server (which lists the staff member's devices).
+if ("serviceWorker" in navigator && document.querySelector(".app")) {
+  navigator.serviceWorker.register("/sw.js").catch(function () {});
+}
+
+(function () {
+  var control = document.querySelector("[data-push-control]");
+  if (!control) return;
+  var status = control.querySelector("[data-push-status]");
+  var turnOn = control.querySelector("[data-push-on]");
+  var turnOff = control.querySelector("[data-push-off]");
+
+  function show(text, button) {
+    status.textContent = text;
+    turnOn.hidden = button !== "on";
+    turnOff.hidden = button !== "off";
+  }
+  if (!("serviceWorker" in navigator && "PushManager" in window && "Notification" in window)) {
+    show(/iPhone|iPad/.test(navigator.userAgent)
+      ? "On iPhone and iPad, add Twoway to your Home Screen (Share → Add to Home Screen) and open it from there to turn notifications on."
+      : "This browser can't get push notifications. New texts and leads still show here and in your inbox.");
+    return;
+  }
+
+  // Tells the server; its answer is the refreshed list of this staff member's devices.
+  function tell(url, subscription) {
+    return fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": control.dataset.csrfToken },
+      body: JSON.stringify(subscription),
+    }).then(function (response) {
+      return response.text().then(function (html) {
+        if (!response.ok) throw new Error(html);
+        document.getElementById("push-devices").outerHTML = html;
+      });
+    });
+  }
+
+  function showState(subscription) {
+    document.querySelectorAll("[data-push-endpoint]").forEach(function (row) {
+      var mine = subscription && row.dataset.pushEndpoint === subscription.endpoint;
+      row.querySelector("[data-this-device]").hidden = !mine;
+      row.querySelector("form").hidden = mine; // this device: "Turn off" above does it
+    });
+    if (Notification.permission === "denied") {
+      show("Notifications are blocked for this site in this browser. Allow them in the browser's site settings, then reload this page.");
+    } else if (subscription) {
+      show("On: this device gets a notification for new texts and leads.", "off");
+    } else {
+      show("Off: this device doesn't get notifications.", "on");
+    }
+  }
+
+  function key() {
+    var text = control.dataset.pushKey.replace(/-/g, "+").replace(/_/g, "/");
+    var raw = atob(text + "===".slice((text.length + 3) % 4));
+    return Uint8Array.from(raw, function (ch) { return ch.charCodeAt(0); });
+  }
+
+  function failed(error) {
+    var reason = error && error.message && error.message.indexOf("<") < 0 ? error.message + " " : "";
+    show("That didn't work. " + reason + "Please try again.", "on");
+  }
+
+  var ready = navigator.serviceWorker.register("/sw.js").then(function () {
+    return navigator.serviceWorker.ready;
+  });
+  ready.then(function (registration) {
+    return registration.pushManager.getSubscription();
+  }).then(function (subscription) {
+    showState(subscription);
+    // Keep the server in step with this browser (keys renewed, or signed in as someone else).
+    if (subscription && Notification.permission === "granted") {
+      tell(control.dataset.subscribeUrl, subscription).then(function () { showState(subscription); });
+    }
+  }).catch(failed);
+
+  turnOn.addEventListener("click", function () {
+    turnOn.disabled = true;
+    Notification.requestPermission().then(function (permission) {
+      if (permission !== "granted") return showState(null);
+      return ready.then(function (registration) {
+        return registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key() });
+      }).then(function (subscription) {
+        return tell(control.dataset.subscribeUrl, subscription).then(function () { showState(subscription); });
+      });
+    }).catch(failed).finally(function () { turnOn.disabled = false; });
+  });
+
+  turnOff.addEventListener("click", function () {
+    turnOff.disabled = true;
+    ready.then(function (registration) {
+      return registration.pushManager.getSubscription();
+    }).then(function (subscription) {
+      if (!subscription) return showState(null);
+      return subscription.unsubscribe().then(function () {
+        return tell(control.dataset.unsubscribeUrl, subscription);
+      }).then(function () { showState(null); });
+    }).catch(failed).finally(function () { turnOff.disabled = false; });
+  });
+})();
