@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -380,6 +381,34 @@ def test_marking_read_never_moves_the_mark_back(app, shop):
         inbox.mark_read(stale, shop["owner"][0], T0)  # type: ignore[arg-type]
         reads = db.session.execute(db.select(ConversationRead)).scalars().all()
         assert [(r.user_id, r.last_read_message_id) for r in reads] == [(shop["owner"][0], second)]
+
+
+def test_two_tabs_opening_a_conversation_at_once_leave_one_read_mark(app, shop):
+    ada = _client(app, shop, "Ada")
+    last = _inbound(app, shop, ada, "Hi", at=T0)
+    conversation_id = _conversation_id(app, shop, ada)
+    start = threading.Barrier(2)
+    errors = []
+
+    def open_it():
+        try:
+            with app.app_context():
+                conversation = db.session.get(Conversation, conversation_id)
+                start.wait(timeout=10)
+                inbox.mark_read(conversation, shop["owner"][0], T0)
+        except Exception as error:  # reported below; a thread's exception is otherwise lost
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_it) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    with app.app_context():
+        reads = db.session.execute(db.select(ConversationRead)).scalars().all()
+        assert [(r.user_id, r.last_read_message_id) for r in reads] == [(shop["owner"][0], last)]
 
 
 def test_the_unread_row_is_bold_with_a_dot_and_the_read_row_is_not(app, shop, actions):
