@@ -24,13 +24,13 @@ if ("serviceWorker" in navigator && document.querySelector(".app")) {
   var control = document.querySelector("[data-push-control]");
   if (!control) return;
   var status = control.querySelector("[data-push-status]");
-  var turnOn = control.querySelector("[data-push-on]");
-  var turnOff = control.querySelector("[data-push-off]");
+  var turnOn = control.querySelector("[data-push-on] button");
+  var turnOff = control.querySelector("[data-push-off] button");
 
   function show(text, button) {
     status.textContent = text;
-    turnOn.hidden = button !== "on";
-    turnOff.hidden = button !== "off";
+    turnOn.parentNode.hidden = button !== "on";
+    turnOff.parentNode.hidden = button !== "off";
   }
   if (!("serviceWorker" in navigator && "PushManager" in window && "Notification" in window)) {
     show(/iPhone|iPad/.test(navigator.userAgent)
@@ -57,7 +57,7 @@ if ("serviceWorker" in navigator && document.querySelector(".app")) {
     document.querySelectorAll("[data-push-endpoint]").forEach(function (row) {
       var mine = subscription && row.dataset.pushEndpoint === subscription.endpoint;
       row.querySelector("[data-this-device]").hidden = !mine;
-      row.querySelector("form").hidden = mine; // this device: "Turn off" above does it
+      row.querySelector("[data-device-remove]").hidden = mine; // "Turn off" above does it
     });
     if (Notification.permission === "denied") {
       show("Notifications are blocked for this site in this browser. Allow them in the browser's site settings, then reload this page.");
