@@ -258,7 +258,7 @@ class Processes:
         self.env = env
         self.scratch = Path(tempfile.mkdtemp(prefix="twoway-inbound-bench-"))
         self.running: list = []
-        self.pids: dict[str, int] = {}  # gunicorn master by base URL
+        self.pids: dict[str, list[int]] = {}  # by name: a gunicorn's base URL, or "rq"
 
     def __enter__(self) -> Processes:
         return self
@@ -282,12 +282,12 @@ class Processes:
         )
         base = f"http://127.0.0.1:{port}"
         wait_for(f"{base}{INBOUND_PATH}" if target == "wsgi:app" else f"{base}/ping")
-        self.pids[base] = master.pid
+        self.pids[base] = [master.pid]
         return base
 
-    def cpu_seconds(self, base: str) -> float:
-        """CPU time used so far by the gunicorn master at `base` and its workers."""
-        master = self.pids[base]
+    def cpu_seconds(self, name: str) -> float:
+        """CPU time used so far by the processes started under `name` and their children."""
+        started = set(self.pids[name])
         total = 0.0
         for entry in filter(str.isdigit, os.listdir("/proc")):
             try:
@@ -295,17 +295,19 @@ class Processes:
             except OSError:
                 continue  # a process that just ended
             fields = stat.rsplit(")", 1)[1].split()  # after the command name
-            if int(entry) == master or int(fields[1]) == master:  # the pid, or its parent's
+            if int(entry) in started or int(fields[1]) in started:  # the pid, or its parent's
                 total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         return total
 
     def rq_workers(self, count: int, redis_url: str) -> None:
         rq = str(Path(sys.executable).parent / "rq")  # this virtualenv's rq
-        for n in range(count):
+        self.pids["rq"] = [
             self.start(
                 f"rq-{n}",
                 [rq, "worker", "--worker-class", "rq.worker.SimpleWorker", "--url", redis_url],
-            )
+            ).pid
+            for n in range(count)
+        ]
 
     def __exit__(self, *exc) -> None:
         for process, _ in self.running:
@@ -630,6 +632,7 @@ def run_latency(args, scenario: dict, processes: Processes) -> int:
     changed_at: dict[tuple[str, str, int], float] = {}
     posts = []
     texts_from = time.time()
+    cpu_before = {name: processes.cpu_seconds(name) for name in ("rq", base)}
     for k in range(args.texts):
         client_id, phone = senders[k % len(senders)]
         started = time.perf_counter()
@@ -641,6 +644,10 @@ def run_latency(args, scenario: dict, processes: Processes) -> int:
         wait_everywhere(("inbox.changed", str(client_id), k // len(senders)), 1)
         gevent.sleep(0.05)
     gevent.sleep(0.5)
+    cpu_per_text = {
+        name: (processes.cpu_seconds(name) - before) * 1000 / args.texts
+        for name, before in cpu_before.items()
+    }
 
     def delays(sent: dict[tuple[str, str, int], float]) -> tuple[list[float], int]:
         """Sent-to-arrival times of the marks on every stream, and how many never came."""
@@ -679,6 +686,10 @@ def run_latency(args, scenario: dict, processes: Processes) -> int:
     for name, (waits, runs) in sorted(job_timings(app, texts_from).items()):
         row(f"rq {name.rsplit('.', 1)[-1]}: queued -> started", waits, None)
         row(f"rq {name.rsplit('.', 1)[-1]}: started -> ended", runs, None)
+    print(
+        f"CPU per text: rq workers {cpu_per_text['rq']:.1f} ms; gunicorn (the webhook and the "
+        f"events to {args.streams} streams) {cpu_per_text[base]:.1f} ms"
+    )
     median, p99 = statistics.median(created), percentile(created, 0.99)
     met = median < 0.050 and p99 < 0.250 and created_missing == 0
     print(
