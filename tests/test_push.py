@@ -37,6 +37,7 @@ from app.models.types import utcnow
 from app.services import notifications, push, queues
 from jobs import push as push_jobs
 from tests.conftest import page_text
+from tests.inbound_helpers import dedicated_number, deliver, make_known_client, text_fields
 
 CHROME_ON_ANDROID = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -419,6 +420,24 @@ def test_staff_remove_a_device_from_their_list_but_not_a_colleagues(
     assert "no longer gets notifications" in page_text(actions.client.get("/notifications"))
 
 
+def test_signing_out_turns_off_this_browsers_notifications_but_not_the_staff_members_others(
+    app, actions, make_business, vapid_key
+):
+    business = make_business()
+    other_device = Device("https://push.example.com/send/their-laptop")
+    _subscribe(app, business["owner"][0], other_device)
+    actions.sign_in(business["owner"][1])
+    this_browser = Device("https://push.example.com/send/this-phone")
+    actions.client.post(
+        "/push/subscriptions",
+        json=this_browser.subscription_json(),
+        headers={"X-CSRFToken": actions.csrf_token()},
+    )
+    assert len(_subscriptions(app)) == 2
+    actions.sign_out()
+    assert _subscriptions(app) == [(other_device.endpoint, business["owner"][0], business["id"])]
+
+
 def test_without_a_vapid_key_the_control_says_push_is_not_set_up_and_nothing_is_queued(
     app, actions, make_business
 ):
@@ -492,6 +511,25 @@ def test_a_notification_for_all_staff_reaches_each_of_their_devices_once_and_no_
     # The job run again (an RQ retry, a worker restart): nothing is pushed twice.
     push_jobs.send_push(notification_id)
     assert len(push_service.requests) == 4
+
+
+def test_a_text_from_a_client_is_pushed_to_staff_and_opens_their_conversation(
+    app, client, actions, make_business, vapid_key, push_service, run_jobs
+):
+    business = make_business()
+    dedicated_number(app, business["id"])
+    client_id = make_known_client(app, business["id"], name="Dana Reyes")
+    device = Device(push_service.endpoint("owner"))
+    _subscribe(app, business["owner"][0], device)
+    assert deliver(client, text_fields("Running 10 min late, sorry!")) == 200
+    run_jobs()
+    [received] = push_service.pushes_to("owner")
+    pushed = device.read(received)
+    assert pushed["title"] == "New text"
+    assert pushed["body"] == "Dana Reyes: Running 10 min late, sorry!"
+    actions.sign_in(business["owner"][1])
+    opened = actions.client.get(pushed["url"])
+    assert opened.headers["Location"] == f"/clients/{client_id}?tab=conversation"
 
 
 def test_a_notification_for_one_staff_member_reaches_only_their_devices(

@@ -1,5 +1,6 @@
 """Web Push: the service worker at the site's root, and turning notifications on or off for
-a device (the control lives on the Notifications page)."""
+a device (the control lives on the Notifications page). Signing out of a browser turns its
+notifications off: the session remembers which subscription is this browser's."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, user_logged_out
 
 from app.htmx import is_htmx_request
 from app.models import PushSubscription
@@ -24,6 +26,8 @@ from app.services import push
 from app.services.tenancy import owned_or_404
 
 bp = Blueprint("push", __name__)
+
+THIS_DEVICE = "push_subscription_id"  # session key: this browser's subscription
 
 
 @bp.get("/sw.js")
@@ -71,7 +75,7 @@ def subscribe_this_device():
         return "Push notifications are not set up on this server.", 409
     endpoint, p256dh, auth = _subscription_fields()
     try:
-        push.save_subscription(
+        subscription = push.save_subscription(
             current_user,
             endpoint=endpoint,
             p256dh=p256dh,
@@ -80,6 +84,7 @@ def subscribe_this_device():
         )
     except push.InvalidSubscription as error:
         return str(error), 400
+    session[THIS_DEVICE] = subscription.id
     return _devices_fragment(201)
 
 
@@ -90,6 +95,7 @@ def unsubscribe_this_device():
     member's); answers the refreshed list of their devices."""
     endpoint, _, _ = _subscription_fields()
     push.remove_this_device(current_user, endpoint)
+    session.pop(THIS_DEVICE, None)
     return _devices_fragment()
 
 
@@ -105,3 +111,11 @@ def remove_device(subscription_id: int):
         return _devices_fragment()
     flash("That device no longer gets notifications.", "success")
     return redirect(url_for("notifications.index"))
+
+
+@user_logged_out.connect
+def _forget_this_device_on_sign_out(sender: object, user: object, **extra: object) -> None:
+    """Signing out turns this browser's notifications off."""
+    subscription_id = session.pop(THIS_DEVICE, None)
+    if isinstance(subscription_id, int) and user is not None:
+        push.forget_device(user, subscription_id)  # type: ignore[arg-type]

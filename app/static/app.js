@@ -53,16 +53,20 @@ if ("serviceWorker" in navigator && document.querySelector(".app")) {
     });
   }
 
+  // On means: this browser is subscribed AND the server has that subscription for this staff
+  // member (it may have been removed from the list, or belong to whoever signed in before).
   function showState(subscription) {
+    var listed = false;
     document.querySelectorAll("[data-push-endpoint]").forEach(function (row) {
-      var mine = subscription && row.dataset.pushEndpoint === subscription.endpoint;
+      var mine = !!subscription && row.dataset.pushEndpoint === subscription.endpoint;
+      listed = listed || mine;
       row.querySelector("[data-this-device]").hidden = !mine;
       row.querySelector("[data-device-remove]").hidden = mine; // "Turn off" above does it
     });
     if (Notification.permission === "denied") {
       show("Notifications are blocked for this site in this browser. Allow them in the browser's site settings, then reload this page.");
-    } else if (subscription) {
-      show("On: this device gets a notification for new texts and leads.", "off");
+    } else if (listed) {
+      show("On: this device gets a notification for new texts and leads, until you sign out here.", "off");
     } else {
       show("Off: this device doesn't get notifications.", "on");
     }
@@ -84,20 +88,20 @@ if ("serviceWorker" in navigator && document.querySelector(".app")) {
   });
   ready.then(function (registration) {
     return registration.pushManager.getSubscription();
-  }).then(function (subscription) {
-    showState(subscription);
-    // Keep the server in step with this browser (keys renewed, or signed in as someone else).
-    if (subscription && Notification.permission === "granted") {
-      tell(control.dataset.subscribeUrl, subscription).then(function () { showState(subscription); });
-    }
-  }).catch(failed);
+  }).then(showState).catch(failed);
 
   turnOn.addEventListener("click", function () {
     turnOn.disabled = true;
     Notification.requestPermission().then(function (permission) {
       if (permission !== "granted") return showState(null);
       return ready.then(function (registration) {
-        return registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key() });
+        var options = { userVisibleOnly: true, applicationServerKey: key() };
+        return registration.pushManager.subscribe(options).catch(function () {
+          // Subscribed before with another key (the server's changed): start afresh.
+          return registration.pushManager.getSubscription().then(function (old) {
+            return old && old.unsubscribe();
+          }).then(function () { return registration.pushManager.subscribe(options); });
+        });
       }).then(function (subscription) {
         return tell(control.dataset.subscribeUrl, subscription).then(function () { showState(subscription); });
       });

@@ -101,22 +101,23 @@ def test_on_a_phone_the_service_worker_covers_the_app_and_a_push_shows_a_notific
 
 
 # The browser's PushManager, minus the push service: subscribe() hands back this subscription
-# (and keeps the key it was given), getSubscription() what is subscribed, unsubscribe() ends it.
+# (and notes the key it was given), getSubscription() what is subscribed, unsubscribe() ends it.
 FAKE_PUSH_MANAGER = """
 (() => {
   const issued = %s;
-  let current = null;
-  PushManager.prototype.getSubscription = () => Promise.resolve(current);
+  const subscription = () => ({
+    endpoint: issued.endpoint,
+    toJSON: () => issued,
+    unsubscribe: () => { localStorage.removeItem("subscribed"); return Promise.resolve(true); },
+  });
+  PushManager.prototype.getSubscription = () =>
+    Promise.resolve(localStorage.getItem("subscribed") ? subscription() : null);
   PushManager.prototype.subscribe = (options) => {
     const key = new Uint8Array(options.applicationServerKey);
     window.subscribedWithKey = btoa(String.fromCharCode(...key))
       .replace(/\\+/g, "-").replace(/\\//g, "_").replace(/=+$/, "");
-    current = {
-      endpoint: issued.endpoint,
-      toJSON: () => issued,
-      unsubscribe: () => { current = null; return Promise.resolve(true); },
-    };
-    return Promise.resolve(current);
+    localStorage.setItem("subscribed", "1");  // the browser keeps it across pages
+    return Promise.resolve(subscription());
   };
 })();
 """
@@ -151,7 +152,9 @@ def test_on_a_phone_staff_turn_notifications_on_and_off_for_this_device(
     expect(status).to_have_text("Off: this device doesn't get notifications.")
 
     control.get_by_role("button", name="Turn on notifications").click()
-    expect(status).to_have_text("On: this device gets a notification for new texts and leads.")
+    expect(status).to_have_text(
+        "On: this device gets a notification for new texts and leads, until you sign out here."
+    )
     expect(control.get_by_role("listitem")).to_have_count(1)
     expect(control.get_by_role("listitem")).to_contain_text("this device")
     expect(control.get_by_role("button", name="Remove")).to_be_hidden()  # Turn off does it
@@ -164,6 +167,32 @@ def test_on_a_phone_staff_turn_notifications_on_and_off_for_this_device(
 
     control.get_by_role("button", name="Turn off").click()
     expect(status).to_have_text("Off: this device doesn't get notifications.")
+    expect(control.get_by_role("listitem")).to_have_count(0)
+    with app.app_context():
+        assert db.session.execute(db.select(PushSubscription)).first() is None
+
+
+def test_on_a_phone_signing_out_turns_this_devices_notifications_off(
+    app, make_business, live_server, phone, sign_in
+):
+    app.config["VAPID_PRIVATE_KEY"] = push.new_private_key()
+    phone.add_init_script(FAKE_PUSH_MANAGER % json.dumps(_issued_subscription()))
+    phone.context.grant_permissions(["notifications"], origin=live_server.url)
+    business = make_business()
+    sign_in(phone, business["owner"][1])
+    phone.goto("/notifications")
+    control = phone.get_by_role("region", name="Notifications on this device")
+    control.get_by_role("button", name="Turn on notifications").click()
+    expect(control.get_by_role("listitem")).to_have_count(1)
+
+    phone.goto("/settings")
+    phone.get_by_role("main").get_by_role("button", name="Sign out").click()
+    sign_in(phone, business["owner"][1])
+    phone.goto("/notifications")
+    # The browser still holds its subscription, but it is no one's here any more: Off.
+    expect(control.get_by_role("status")).to_have_text(
+        "Off: this device doesn't get notifications."
+    )
     expect(control.get_by_role("listitem")).to_have_count(0)
     with app.app_context():
         assert db.session.execute(db.select(PushSubscription)).first() is None
