@@ -576,8 +576,11 @@ def test_a_row_shows_name_snippet_time_and_why_and_opens_the_conversation(app, s
     assert "Can I come at 4?" in text
     assert "Nov 2, 2026, 10:00 AM" in text  # New York time
     assert "New text" in text
-    assert f'href="/clients/{ada}?tab=conversation"' in text
+    assert f'href="/clients/{ada}?tab=conversation&from=inbox"' in text
     assert "Mark handled" in text
+    card = page_text(actions.client.get(f"/clients/{ada}?tab=conversation&from=inbox"))
+    assert "Can I come at 4?" in card
+    assert '<a class="back" href="/inbox">Inbox</a>' in card
 
 
 def test_html_in_a_message_snippet_is_shown_as_text(app, shop, actions):
