@@ -289,6 +289,25 @@ def test_mark_handled_takes_it_out_of_the_folder_and_a_new_text_brings_it_back(a
     assert row.reason_labels == ["New text"]
 
 
+def test_mark_handled_answers_the_row_however_far_down_the_inbox_it_is(
+    app, shop, actions, monkeypatch
+):
+    monkeypatch.setattr(inbox, "MAX_SHOWN", 1)
+    oldest = _client(app, shop, "Oldest")
+    _inbound(app, shop, oldest, "Hi", at=T0)
+    for number in range(3):
+        newer = _client(app, shop, f"Newer {number}")
+        _inbound(app, shop, newer, "Hello", at=T0 + timedelta(minutes=number + 1))
+
+    response = actions.post(
+        f"/inbox/conversations/{_conversation_id(app, shop, oldest)}/handled",
+        headers={"HX-Request": "true"},
+    )
+
+    assert response.status_code == 200
+    assert "Oldest" in page_text(response)
+
+
 def test_back_to_needs_attention_puts_it_in_the_folder_for_follow_up(app, shop, actions):
     ada = _client(app, shop, "Ada")
     _outbound(app, shop, ada, "Thanks for coming in", at=T0)

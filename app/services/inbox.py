@@ -263,8 +263,6 @@ def list_conversations(
     (unread or not). `after`: the page that follows that row ("Load more"). `through`: every
     row from the top down to that row (a live refresh of what the person has loaded), at most
     MAX_SHOWN."""
-    read = aliased(ConversationRead)
-    last = aliased(Message)
     conditions = [Conversation.business_id == business_id]
     if folder == "attention":
         conditions.append(Conversation.needs_attention.is_(True))
@@ -278,31 +276,34 @@ def list_conversations(
     elif through is not None:
         page_conditions.append(~_after(through))
         limit = MAX_SHOWN
+    rows = _load_rows(business_id, user_id, page_conditions, limit + 1)
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if through is not None and after is None and rows and not has_more:
+        # Everything down to `through` fits: is there anything below it to load?
+        has_more = (
+            db.session.execute(
+                select(Conversation.id).where(*conditions, _after(rows[-1].cursor)).limit(1)
+            ).first()
+            is not None
+        )
+    return InboxPage(rows=rows, has_more=has_more)
+
+
+def _load_rows(business_id: int, user_id: int, conditions: list, limit: int) -> list[InboxRow]:
+    """The conversations matching `conditions` in the inbox's order, with their clients, last
+    messages, `user_id`'s reads, opt-outs and reasons, in five queries whatever the count."""
+    read = aliased(ConversationRead)
+    last = aliased(Message)
     found = db.session.execute(
         select(Conversation, Client, last, read.last_read_message_id)
         .join(Client, Client.id == Conversation.client_id)
         .outerjoin(last, last.id == Conversation.last_message_id)
         .outerjoin(read, and_(read.conversation_id == Conversation.id, read.user_id == user_id))
-        .where(*page_conditions)
+        .where(*conditions)
         .order_by(*_in_order())
-        .limit(limit + 1)
+        .limit(limit)
     ).all()
-    has_more = len(found) > limit
-    found = found[:limit]
-    if through is not None and after is None and found and not has_more:
-        # Everything down to `through` fits: is there anything below it to load?
-        last_shown = found[-1][0]
-        has_more = (
-            db.session.execute(
-                select(Conversation.id)
-                .where(
-                    *conditions,
-                    _after(Cursor(last_shown.last_activity_at, last_shown.id)),
-                )
-                .limit(1)
-            ).first()
-            is not None
-        )
     rows = [
         InboxRow(
             conversation=conversation,
@@ -315,7 +316,7 @@ def list_conversations(
     ]
     _add_opt_outs(business_id, rows)
     _add_reasons(business_id, rows)
-    return InboxPage(rows=rows, has_more=has_more)
+    return rows
 
 
 def _is_unread(conversation: Conversation, last_read_message_id: int | None) -> bool:
@@ -406,17 +407,13 @@ def _add_reasons(business_id: int, rows: list[InboxRow]) -> None:
 
 def row_for(business_id: int, user_id: int, conversation_id: int) -> InboxRow | None:
     """One conversation's inbox row (after a change to it)."""
-    conversation = db.session.get(Conversation, conversation_id)
-    if conversation is None or conversation.business_id != business_id:
-        return None
-    page = list_conversations(
+    rows = _load_rows(
         business_id,
         user_id,
-        folder="all",
-        through=Cursor(conversation.last_activity_at, conversation.id),
-        after=None,
+        [Conversation.business_id == business_id, Conversation.id == conversation_id],
+        1,
     )
-    return next((row for row in page.rows if row.conversation.id == conversation_id), None)
+    return rows[0] if rows else None
 
 
 def attention_count(business_id: int) -> int:
