@@ -1,11 +1,11 @@
 """Inbound texts under gunicorn + gevent on PostgreSQL and real Redis: webhook throughput, and
 the time from the webhook's 2xx to the live event on 500 open streams.
 
-    .venv/bin/python bench/inbound_webhook.py throughput [--duration 15] [--connections 16]
-        [--threads 1] [--max-rate 5000]
+    .venv/bin/python bench/inbound_webhook.py throughput [--rounds 3] [--duration 5]
+        [--connections 16] [--threads 1] [--max-rate 5000]
     .venv/bin/python bench/inbound_webhook.py latency [--streams 500] [--texts 50]
         [--senders 10] [--rq-workers 2]
-  both: [--web-workers <cores>]
+  both: [--web-workers <cores>] [--app wsgi:app]
         [--database postgresql+psycopg://postgres@127.0.0.1:5432/bench_inbound]
         [--redis-url redis://127.0.0.1:6379/6]
 
@@ -18,16 +18,17 @@ real inbound text as Vonage's SMS API sends it (POST form), signed with the app'
 VONAGE_SIGNATURE_SECRET and method by `sandbox.signing.sign_params`, with its own messageId.
 
 throughput: wrk (Debian package `wrk`) posts pre-signed bodies, signed right before each run
-    so their timestamps are fresh, each used once (bench/inbound_webhook.lua); first at a bare
-    Flask route under the same gunicorn settings that does one plain INSERT into the same
-    `inbound_part` table (the ceiling), then at `/webhooks/vonage/inbound`; each after a
-    3-second warm-up. No rq worker runs: the jobs the webhook queues wait in Redis, so the 2xx
-    cannot have waited for them. Afterwards the database must hold every messageId that got a
-    2xx exactly once, and nothing that wrk did not post (a request wrk had posted when it
-    stopped, whose answer it never counted, may be stored). Also printed: the CPU time the
-    gunicorn processes spent per request, steadier than requests/s on a busy machine.
-    Target: webhook requests/s >= 0.6 of the bare route's, webhook p99 < 50 ms, every
-    accepted message stored once.
+    so their timestamps are fresh, each used once (bench/inbound_webhook.lua), at a bare Flask
+    route under the same gunicorn settings that does one plain INSERT into the same
+    `inbound_part` table (the ceiling) and at `/webhooks/vonage/inbound`: a 3-second warm-up
+    of each, then --rounds rounds of --duration seconds on each in turn, so a change in the
+    machine's other load falls on both alike. No rq worker runs: the jobs the webhook queues
+    wait in Redis, so the 2xx cannot have waited for them. Afterwards the database must hold
+    every messageId that got a 2xx exactly once, and nothing that wrk did not post (a request
+    wrk had posted when it stopped, whose answer it never counted, may be stored). Also
+    printed: the CPU time the gunicorn processes spent per request, steadier than requests/s
+    on a busy machine. Target: webhook requests/s >= 0.6 of the bare route's, webhook p99
+    < 50 ms, every accepted message stored once.
 
 latency: starts `rq worker` processes (SimpleWorker, as in production) and signs in as the
     owner, opens N `/events` streams, then sends texts one after another, from S clients in
@@ -115,9 +116,13 @@ def main() -> int:
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/6")
     parser.add_argument("--web-workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--app", default="wsgi:app", help="what gunicorn serves, e.g. a variant being tried"
+    )
     modes = parser.add_subparsers(dest="mode", required=True)
     throughput = modes.add_parser("throughput", help="wrk: webhook beside a one-INSERT route")
-    throughput.add_argument("--duration", type=int, default=15, help="seconds per measured run")
+    throughput.add_argument("--rounds", type=int, default=3)
+    throughput.add_argument("--duration", type=int, default=5, help="seconds per run")
     throughput.add_argument("--connections", type=int, default=16)
     throughput.add_argument("--threads", type=int, default=1, help="wrk threads")
     throughput.add_argument(
@@ -281,7 +286,7 @@ class Processes:
             BIND=f"127.0.0.1:{port}",
         )
         base = f"http://127.0.0.1:{port}"
-        wait_for(f"{base}{INBOUND_PATH}" if target == "wsgi:app" else f"{base}/ping")
+        wait_for(f"{base}/ping" if target.startswith("bench.") else f"{base}{INBOUND_PATH}")
         self.pids[base] = [master.pid]
         return base
 
@@ -359,7 +364,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def run_throughput(args, scenario: dict, processes: Processes) -> int:
     senders = list(scenario["phones"].values())
-    webhook_base = processes.gunicorn("web", "wsgi:app")
+    webhook_base = processes.gunicorn("web", args.app)
     bare_base = processes.gunicorn("bare", "bench.inbound_webhook:bare")
 
     def wrk(base: str, path: str, seconds: int) -> tuple[dict, set[str], set[str]]:
@@ -375,7 +380,7 @@ def run_throughput(args, scenario: dict, processes: Processes) -> int:
                 out.write("\n")
         cpu_before = processes.cpu_seconds(base)
         result = run_wrk(base + path, bodies, seconds, args.threads, args.connections)
-        result["cpu_ms"] = (processes.cpu_seconds(base) - cpu_before) * 1000 / result["requests"]
+        result["cpu_s"] = processes.cpu_seconds(base) - cpu_before
         if result["exhausted"]:
             raise SystemExit(f"the signed bodies ran out at {path}: raise --max-rate")
         # wrk thread t posts lines t, t + T, t + 2T, ... of the file, in that order
@@ -386,21 +391,25 @@ def run_throughput(args, scenario: dict, processes: Processes) -> int:
         }
         return result, posted, set(ids) - posted
 
-    runs = {}
+    # Warm both up, then alternate short runs (bare, webhook, bare, webhook, ...) so a change in
+    # the machine's other load falls on both alike.
+    targets = {"bare": (bare_base, "/insert"), "webhook": (webhook_base, INBOUND_PATH)}
+    rounds: dict[str, list[dict]] = {"bare": [], "webhook": []}
+    webhook_runs: list[dict] = []  # the warm-up too: everything it stored is checked
     posted: set[str] = set()
     unposted: set[str] = set()
-    for label, base, path in (
-        ("bare", bare_base, "/insert"),
-        ("webhook", webhook_base, INBOUND_PATH),
-    ):
-        warm_up, warm_posted, warm_unposted = wrk(base, path, 3)
-        runs[label], run_posted, run_unposted = wrk(base, path, args.duration)
-        if label == "webhook":
-            posted = warm_posted | run_posted
-            unposted = warm_unposted | run_unposted
-            totals = {
-                key: warm_up[key] + runs[label][key] for key in ("accepted", "refused", "posted")
-            }
+    for number in range(args.rounds + 1):
+        for label, (base, path) in targets.items():
+            result, run_posted, run_unposted = wrk(base, path, args.duration if number else 3)
+            if number:
+                rounds[label].append(result)
+            if label == "webhook":
+                webhook_runs.append(result)
+                posted |= run_posted
+                unposted |= run_unposted
+    totals = {
+        key: sum(run[key] for run in webhook_runs) for key in ("accepted", "refused", "posted")
+    }
 
     # Every 2xx must be a stored row, once; a request wrk had posted when it stopped (its answer
     # never counted) may be stored too; nothing that was not posted may be.
@@ -420,26 +429,33 @@ def run_throughput(args, scenario: dict, processes: Processes) -> int:
     print(
         f"gunicorn -c gunicorn.conf.py: gevent, {args.web_workers} workers "
         f"(cores: {os.cpu_count()}); wrk {args.threads} thread(s), {args.connections} "
-        f"connections, {args.duration} s after a 3 s warm-up; no rq worker running"
+        f"connections; {args.rounds} rounds of {args.duration} s each, alternating, after a 3 s "
+        "warm-up each; no rq worker running"
     )
     print(f"database {args.database}   redis {args.redis_url}   {load_average()}")
     print(
         f"{'':38s}{'requests/s':>11s}{'p50 ms':>9s}{'p99 ms':>9s}{'max ms':>9s}"
         f"{'CPU ms/req':>12s}  non-2xx"
     )
+    summary = {label: combined(runs) for label, runs in rounds.items()}
     for label, name in (
         ("bare", "bare Flask route, one INSERT"),
         ("webhook", "inbound webhook, signed POST form"),
     ):
-        run = runs[label]
+        run = summary[label]
         print(
-            f"{name:38s}{run['rate']:11.1f}{run['p50_us'] / 1000:9.1f}"
-            f"{run['p99_us'] / 1000:9.1f}{run['max_us'] / 1000:9.1f}{run['cpu_ms']:12.2f}"
-            f"  {run['other']}"
+            f"{name:38s}{run['rate']:11.1f}{run['p50_ms']:9.1f}{run['p99_ms']:9.1f}"
+            f"{run['max_ms']:9.1f}{run['cpu_ms']:12.2f}  {run['other']}"
             + (f" socket errors {run['socket_errors']}" if run["socket_errors"] else "")
         )
-    ratio = runs["webhook"]["rate"] / runs["bare"]["rate"]
-    p99 = runs["webhook"]["p99_us"] / 1000
+    print("(requests/s over all rounds; p50: the rounds' median; p99 and max: the worst round)")
+    ratio = summary["webhook"]["rate"] / summary["bare"]["rate"]
+    p99 = summary["webhook"]["p99_ms"]
+    by_round = [
+        webhook["rate"] / bare["rate"]
+        for webhook, bare in zip(rounds["webhook"], rounds["bare"], strict=True)
+    ]
+    print(f"per round: {' '.join(f'{r:.2f}' for r in by_round)}")
     print(f"ratio webhook / bare: {ratio:.2f}")
     print(
         f"webhook, warm-up included: posted {totals['posted']}, 2xx {totals['accepted']}, "
@@ -474,6 +490,20 @@ def run_wrk(url: str, bodies: Path, seconds: int, threads: int, connections: int
     result["posted_by_thread"] = [int(n) for n in fields["posted_by_thread"].split(",")]
     result["rate"] = result["requests"] / (result["duration_us"] / 1e6)
     return result
+
+
+def combined(runs: list[dict]) -> dict:
+    """The figures of several wrk runs of one route, taken together."""
+    requests = sum(run["requests"] for run in runs)
+    return {
+        "rate": requests / sum(run["duration_us"] / 1e6 for run in runs),
+        "p50_ms": statistics.median(run["p50_us"] for run in runs) / 1000,
+        "p99_ms": max(run["p99_us"] for run in runs) / 1000,
+        "max_ms": max(run["max_us"] for run in runs) / 1000,
+        "cpu_ms": sum(run["cpu_s"] for run in runs) * 1000 / requests,
+        "socket_errors": sum(run["socket_errors"] for run in runs),
+        "other": ",".join(run["other"] for run in runs if run["other"] != "-") or "-",
+    }
 
 
 def stored_message_ids(app) -> list[str]:
@@ -533,7 +563,7 @@ def run_latency(args, scenario: dict, processes: Processes) -> int:
     if args.senders + warm_ups > len(clients):
         raise SystemExit(f"--senders: at most {len(clients) - warm_ups}")
     senders = clients[warm_ups : warm_ups + args.senders]
-    base = processes.gunicorn("web", "wsgi:app")
+    base = processes.gunicorn("web", args.app)
     bare_base = processes.gunicorn("bare", "bench.inbound_webhook:bare")
     processes.rq_workers(args.rq_workers, args.redis_url)
 
