@@ -333,3 +333,21 @@ def test_the_inbound_message_fields_do_not_depend_on_the_sender_being_known(
     (message,) = inbound_messages(app)
     assert message.recipient == DEDICATED
     assert message.client_id is not None  # a lead was made for them
+
+
+def test_a_lead_made_by_held_texts_is_announced_once_when_they_are_released(
+    app, client, make_business, run_jobs
+):
+    business = make_business()
+    dedicated_number(app, business["id"], verified=False)
+    for body in ("Hello?", "Anyone there?"):
+        deliver(client, text_fields(body, sender="+15559870002"))
+        run_jobs()
+    with app.app_context():
+        assert db.session.execute(db.select(Notification.id)).first() is None
+    _verify(app, business["id"], run_jobs)
+    with app.app_context():
+        alerts = db.session.execute(
+            db.select(Notification.text).where(Notification.kind == "new_lead")
+        ).scalars()
+        assert list(alerts) == ["New lead: (555) 987-0002 texted you for the first time."]

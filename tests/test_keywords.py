@@ -431,3 +431,43 @@ def test_a_message_that_was_not_flagged_cannot_be_confirmed(app, actions, busine
     response = actions.post(f"/messages/{message.id}/revocation/confirm")
     assert "was not flagged" in page_text(response)
     assert not _opted_out(app, business["id"])
+
+
+def test_a_free_text_request_to_a_system_number_is_honoured_at_once(
+    app, client, make_business, run_jobs
+):
+    """No one reads replies to a system number, so no one could confirm it."""
+    made = make_business("Bright Smile Dental")
+    client_id = make_known_client(app, made["id"])
+    with app.app_context():
+        db.session.add(
+            Message(
+                business_id=made["id"],
+                client_id=client_id,
+                channel="text",
+                direction="outbound",
+                kind="transactional",
+                body="Reminder: cleaning tomorrow at 9am",
+                sender="+18885550000",
+                recipient=PERSON,
+                status="delivered",
+            )
+        )
+        db.session.commit()
+    deliver(client, text_fields("please stop texting me", to="+18885550000"))
+    run_jobs()
+    assert _opted_out(app, made["id"])
+    assert [r.body for r in _replies(app)] == [STOP_CONFIRMATION]
+    assert inbound_messages(app)[0].revocation == "confirmed"
+
+
+def test_a_free_text_request_held_before_verification_is_flagged_for_later(
+    app, client, make_business, run_jobs
+):
+    made = make_business("Bright Smile Dental")
+    dedicated_number(app, made["id"], verified=False)
+    make_known_client(app, made["id"])
+    deliver(client, text_fields("stop texting me"))
+    run_jobs()
+    assert inbound_messages(app)[0].revocation == "flagged"
+    assert not _opted_out(app, made["id"])

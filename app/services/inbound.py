@@ -42,7 +42,8 @@ STOP and its synonyms opt the number out of the business's texts and confirm onc
 this STOP newly opted them out); START/UNSTOP/YES opt back in and confirm; HELP/INFO answer
 with the business's details, except while opted out (the opt-out blocks every message but the
 one STOP confirmation, COMPLIANCE.md). A sentence asking to stop is flagged for staff, who
-confirm (the opt-out and its one confirmation) or dismiss it.
+confirm (the opt-out and its one confirmation) or dismiss it; on a system number or a
+deactivated one, where no one reads replies and so no one could confirm, it is honoured at once.
 
 Automatic answers are saved in the same transaction as the inbound message
 (`sending.add_reply`) and queued after the commit, so they are sent exactly when the message
@@ -633,7 +634,14 @@ def _act_on_words(message: Message, business: Business, after: _AfterCommit, now
         if not opted_out:
             _reply(message, help_answer(business), "help", after, now)
     elif not opted_out and keywords.is_revocation(message.body):
-        message.revocation = "flagged"
+        if message.visibility in ("system", "logged"):
+            # No one reads replies to this number, so no one could confirm the request:
+            # honour it at once (the FCC's rule is that a revocation must be honoured).
+            message.revocation = "confirmed"
+            if opt_out(business.id, message.sender, now):
+                _reply(message, stop_confirmation(business), "stop", after, now)
+        else:
+            message.revocation = "flagged"  # staff confirm or dismiss it on the bubble
 
 
 def _reply(message: Message, body: str, purpose: str, after: _AfterCommit, now: datetime):
@@ -774,6 +782,16 @@ def release_held(business_id: int, *, now: datetime) -> int:
     )
     released = []
     after = _AfterCommit()
+    # A lead made by a held text is new to staff when its first text shows: alert them then.
+    shown_before = set(
+        db.session.execute(
+            db.select(Message.client_id).where(
+                Message.business_id == business_id,
+                Message.visibility == "inbox",
+                Message.client_id.in_({m.client_id for m in held if m.client_id}),
+            )
+        ).scalars()
+    )
     for message in held:
         moved = db.session.execute(
             update(Message)
@@ -787,7 +805,12 @@ def release_held(business_id: int, *, now: datetime) -> int:
         client = db.session.get(Client, message.client_id) if message.client_id else None
         if client is None:
             continue
-        _show_in_inbox(message, surviving_client(client), after, now, new_lead=False)
+        client = surviving_client(client)
+        new_lead = client.is_lead and client.source == "inbound_text"
+        _show_in_inbox(
+            message, client, after, now, new_lead=new_lead and client.id not in shown_before
+        )
+        shown_before.add(client.id)
         released.append(message)
     db.session.commit()
     for message in released:
