@@ -351,3 +351,24 @@ def test_a_lead_made_by_held_texts_is_announced_once_when_they_are_released(
             db.select(Notification.text).where(Notification.kind == "new_lead")
         ).scalars()
         assert list(alerts) == ["New lead: (555) 987-0002 texted you for the first time."]
+
+
+def test_a_stop_held_before_verification_is_released_with_its_confirmation(
+    app, actions, make_business, run_jobs
+):
+    business = make_business("Bright Smile Dental")
+    dedicated_number(app, business["id"], verified=False)
+    client_id = make_known_client(app, business["id"])
+    deliver(actions.client, text_fields("STOP"))
+    run_jobs()
+    (reply,) = outbound_messages(app)
+    assert reply.visibility == "held"
+    _verify(app, business["id"], run_jobs)
+    assert [m.visibility for m in outbound_messages(app)] == ["inbox"]
+    page = _conversation_page(actions, business, client_id)
+    assert page.index("STOP") < page.index("You're unsubscribed from Bright Smile Dental")
+    with app.app_context():
+        received = db.session.execute(
+            db.select(Notification.text).where(Notification.kind == "text_received")
+        ).scalars()
+        assert list(received) == ["Sam Client: STOP"]

@@ -47,6 +47,8 @@ STOP_CONFIRMATION = (
         "opt out",
         "Opt-Out",
         "OPT OUT.",
+        "Stop all",
+        "opt-out",
         "ＳＴＯＰ",
         '"stop"',
     ],
@@ -55,7 +57,7 @@ def test_opt_out_keywords_in_any_case_with_punctuation_around(text):
     assert keyword_of(text, opted_out=False) == "stop"
 
 
-@pytest.mark.parametrize("text", ["START", "start", "Unstop!", " start. "])
+@pytest.mark.parametrize("text", ["START", "start", "Unstop!", " start. ", "un-stop"])
 def test_opt_in_keywords(text):
     assert keyword_of(text, opted_out=True) == "start"
 

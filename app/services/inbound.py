@@ -768,8 +768,9 @@ def _businesses_with_releasable_texts() -> list[int]:
 
 
 def release_held(business_id: int, *, now: datetime) -> int:
-    """Moves the business's held texts (they came before its number was verified) into the
-    inbox in the order they came, each exactly once. Returns how many moved."""
+    """Moves the business's held texts (they came before its number was verified), and the
+    automatic answers to them, into the inbox in the order they came, each exactly once.
+    Returns how many moved."""
     current = texting.active_number(business_id)
     if current is None or current[1] is None or current[1].state != "verified":
         return 0
@@ -806,10 +807,13 @@ def release_held(business_id: int, *, now: datetime) -> int:
         if client is None:
             continue
         client = surviving_client(client)
-        new_lead = client.is_lead and client.source == "inbound_text"
-        _show_in_inbox(
-            message, client, after, now, new_lead=new_lead and client.id not in shown_before
-        )
+        if message.direction == "outbound":  # an automatic answer (a STOP confirmation)
+            inbox.record_message(message, attention=False, now=now)
+        else:
+            new_lead = client.is_lead and client.source == "inbound_text"
+            _show_in_inbox(
+                message, client, after, now, new_lead=new_lead and client.id not in shown_before
+            )
         shown_before.add(client.id)
         released.append(message)
     db.session.commit()

@@ -25,14 +25,9 @@ HELP_WORDS = frozenset({"HELP", "INFO"})
 _NOT_LETTERS = re.compile(r"[\W_]+")
 
 
-def _squeezed(text: str) -> str:
-    """The text in capitals with everything but letters and digits removed ("Opt-out!" →
-    "OPTOUT"), after folding full-width and compatibility forms ("ＳＴＯＰ")."""
-    folded = unicodedata.normalize("NFKC", text)
-    return _NOT_LETTERS.sub("", folded).upper()
-
-
 def _words(text: str) -> list[str]:
+    """The text's words in capitals, punctuation dropped, after folding full-width and
+    compatibility forms ("ＳＴＯＰ")."""
     folded = unicodedata.normalize("NFKC", text)
     return [word for word in _NOT_LETTERS.split(folded.upper()) if word]
 
@@ -41,12 +36,9 @@ def keyword_of(text: str, *, opted_out: bool) -> Keyword | None:
     """The compliance keyword the whole text is, if it is one. "YES" opts back in only for
     someone who opted out (otherwise it is an ordinary answer to a question)."""
     words = _words(text)
-    if len(words) == 1:
-        word = words[0]
-    elif words == ["OPT", "OUT"]:
-        word = "OPTOUT"
-    else:
+    if not 1 <= len(words) <= 2:
         return None
+    word = "".join(words)  # "OPT OUT", "STOP ALL", "UN-STOP" are the keywords spaced out
     if word in OPT_OUT_WORDS:
         return "stop"
     if word in OPT_IN_WORDS and (word != "YES" or opted_out):
