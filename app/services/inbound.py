@@ -55,7 +55,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,7 +65,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from app.extensions import db
-from app.models import Business, Client, ClientPhone, Message, OptOut
+from app.models import Business, Client, ClientPhone, Message, Notification, OptOut
 from app.models.inbound import InboundPart
 from app.models.texting import DedicatedNumber
 from app.services import inbox, keywords, notifications, periodic, sending, texting, verification
@@ -393,12 +393,8 @@ class _AfterCommit:
     """What to tell and queue once the transaction is committed."""
 
     announce_message: bool = False
-    notifications: list = None  # type: ignore[assignment]
-    replies: list = None  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        self.notifications = []
-        self.replies = []
+    notifications: list[Notification] = field(default_factory=list)
+    replies: list[Message] = field(default_factory=list)
 
 
 def _take(
