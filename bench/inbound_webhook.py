@@ -459,7 +459,8 @@ def run_throughput(args, scenario: dict, processes: Processes) -> int:
     print(f"ratio webhook / bare: {ratio:.2f}")
     print(
         f"webhook, warm-up included: posted {totals['posted']}, 2xx {totals['accepted']}, "
-        f"other answers {totals['refused']}, in flight when wrk stopped {in_flight}"
+        f"other answers {totals['refused']}, no answer counted (in flight when a run stopped, "
+        f"or a socket error) {in_flight}"
     )
     print(
         f"stored rows with posted messageIds: {rows}, distinct: {distinct}; with unposted ones: "
