@@ -413,6 +413,7 @@ def run_throughput(args, scenario: dict, processes: Processes) -> int:
 
     # Every 2xx must be a stored row, once; a request wrk had posted when it stopped (its answer
     # never counted) may be stored too; nothing that was not posted may be.
+    time.sleep(2)  # the server finishes what was in flight
     stored = stored_message_ids(scenario["app"])
     stored_posted = [message_id for message_id in stored if message_id in posted]
     stored_unposted = sum(1 for message_id in stored if message_id in unposted)
