@@ -464,6 +464,20 @@ def test_without_a_vapid_key_the_control_says_push_is_not_set_up_and_nothing_is_
 # --- Sending ---------------------------------------------------------------------------------
 
 
+def test_a_push_that_cannot_be_queued_never_fails_the_change_that_made_the_notification(
+    app, make_business, vapid_key, monkeypatch, caplog
+):
+    business = make_business()
+
+    def redis_is_down(*args, **kwargs):
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(queues, "enqueue", redis_is_down)
+    with caplog.at_level(logging.ERROR, logger="app.services.push"):
+        _notify(app, business["id"], "Stored whatever happens to the push")
+    assert "not queued" in caplog.text
+
+
 def test_a_notification_for_all_staff_reaches_each_of_their_devices_once_and_no_other_business(
     app, make_business, vapid_key, push_service, run_jobs
 ):

@@ -20,7 +20,6 @@ from flask import (
 )
 from flask_login import current_user, login_required, user_logged_out
 
-from app.htmx import is_htmx_request
 from app.models import PushSubscription
 from app.services import push
 from app.services.tenancy import owned_or_404
@@ -107,8 +106,6 @@ def remove_device(subscription_id: int):
     if subscription.user_id != current_user.id:
         abort(404)
     push.remove_device(subscription)
-    if is_htmx_request():
-        return _devices_fragment()
     flash("That device no longer gets notifications.", "success")
     return redirect(url_for("notifications.index"))
 

@@ -301,13 +301,16 @@ def queue_push(sender: object, notification: Notification) -> None:
         return
     from jobs.push import send_push
 
-    queues.enqueue(
-        send_push,
-        notification.id,
-        timeout=SEND_JOB_TIMEOUT,
-        # Safe to run again after a crash: every push is claimed before it is sent.
-        retry=Retry(max=2, interval=[10, 60]),
-    )
+    try:
+        queues.enqueue(
+            send_push,
+            notification.id,
+            timeout=SEND_JOB_TIMEOUT,
+            # Safe to run again after a crash: every push is claimed before it is sent.
+            retry=Retry(max=2, interval=[10, 60]),
+        )
+    except Exception:  # a push is a courtesy: never fail the change that was just committed
+        log.exception("push for notification %s not queued", notification.id)
 
 
 notifications.notification_created.connect(queue_push)
