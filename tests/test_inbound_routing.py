@@ -180,7 +180,7 @@ def test_the_sweep_releases_held_texts_if_the_release_job_was_lost(
     deliver(client, text_fields("Held, then verified"))
     run_jobs()
     with app.app_context():
-        db.session.execute(db.update(Verification).values(state="verified"))
+        db.session.execute(db.update(Verification).values(state="verified", decided_at=utcnow()))
         db.session.commit()
         inbound.sweep(now=utcnow())
     assert inbound_messages(app)[0].visibility == "inbox"

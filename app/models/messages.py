@@ -76,6 +76,9 @@ class Message(db.Model):
             "ix_message_business_id_client_id_created_at", "business_id", "client_id", "created_at"
         ),
         Index("ix_message_client_id", "client_id"),
+        # A reply to a shared system number: who last texted this person from it (inbound
+        # routing, and the once-a-day "Do not reply" answer), across all businesses.
+        Index("ix_message_recipient_created_at", "recipient", "created_at"),
     )
 
 

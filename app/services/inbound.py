@@ -80,6 +80,7 @@ CONCAT_TIMEOUT = timedelta(minutes=10)  # see the module docstring
 LOST_JOB_AFTER = timedelta(minutes=1)  # a part unhandled this long: its job was lost
 SWEEP_EVERY = timedelta(minutes=1)
 DO_NOT_REPLY_EVERY = timedelta(days=1)
+RELEASE_CHECK_WINDOW = timedelta(days=1)  # the sweep re-checks numbers verified this recently
 JOB_TIMEOUT = 60  # seconds: database work only; replies are sent by their own jobs
 SWEEP_TIMEOUT = 300
 MAX_CONCAT_TOTAL = 255  # the concatenation header counts parts in one byte
@@ -728,35 +729,50 @@ def sweep(*, now: datetime) -> None:
         .order_by(InboundPart.received_at, InboundPart.id)
     ).scalars()
     for part_id in list(overdue):
-        part = db.session.get(InboundPart, part_id)
-        if part is None or part.handled_at is not None:
-            continue
-        handle_part(part_id, now=now)
-        db.session.refresh(part)
-        if part.handled_at is None and part.received_at < now - CONCAT_TIMEOUT:
-            group = _group_of(part)
-            first = min(group, key=lambda p: p.received_at)
-            if first.received_at < now - CONCAT_TIMEOUT:
-                _take(group, now=now, total=part.concat_total, incomplete=True)
-    for business_id in _businesses_with_releasable_texts():
+        try:
+            _sweep_part(part_id, now)
+        except Exception:  # one bad part must not stop the others; it is tried next time
+            db.session.rollback()
+            log.exception("inbound part %s could not be handled; trying again later", part_id)
+    for business_id in _businesses_with_releasable_texts(now):
         release_held(business_id, now=now)
+
+
+def _sweep_part(part_id: int, now: datetime) -> None:
+    part = db.session.get(InboundPart, part_id)
+    if part is None or part.handled_at is not None:
+        return
+    handle_part(part_id, now=now)
+    db.session.refresh(part)
+    if part.handled_at is None and part.received_at < now - CONCAT_TIMEOUT:
+        # Its text's other parts did not all come in time: show what came, with gaps.
+        _take(_group_of(part), now=now, total=part.concat_total, incomplete=True)
 
 
 # --- Held texts released on verification ---------------------------------------------------
 
 
-def _businesses_with_releasable_texts() -> list[int]:
+def _businesses_with_releasable_texts(now: datetime) -> list[int]:
+    """Businesses whose number was verified in the last RELEASE_CHECK_WINDOW and that still
+    have held texts (their release job was lost, or a text came in as it was verified). Only
+    recent verifications are looked at, so the check stays small however many messages and
+    businesses there are."""
     from app.models.texting import Verification
 
+    held = (
+        db.select(Message.id)
+        .where(Message.business_id == DedicatedNumber.business_id, Message.visibility == "held")
+        .exists()
+    )
     return list(
         db.session.execute(
-            db.select(Message.business_id)
-            .join(DedicatedNumber, DedicatedNumber.business_id == Message.business_id)
+            db.select(DedicatedNumber.business_id)
             .join(Verification, Verification.dedicated_number_id == DedicatedNumber.id)
             .where(
-                Message.visibility == "held",
                 DedicatedNumber.status == "active",
                 Verification.state == "verified",
+                Verification.decided_at >= now - RELEASE_CHECK_WINDOW,
+                held,
             )
             .distinct()
         ).scalars()
