@@ -183,6 +183,16 @@ def _without(name: str):
             lambda f: {**f, "concat": "true", "concat-ref": "7", "concat-total": "two"},
             "concat-total is not a whole number",
         ),
+        (
+            lambda f: {
+                **f,
+                "concat": "true",
+                "concat-ref": "7\x00",
+                "concat-total": "2",
+                "concat-part": "1",
+            },
+            "concat-ref has characters",
+        ),
     ],
 )
 def test_a_malformed_text_is_refused_with_the_reason_and_nothing_is_stored(
@@ -269,3 +279,10 @@ def test_a_binary_text_is_kept_with_a_plain_note(app, client, business, run_jobs
     run_jobs()
     (message,) = inbound_messages(app)
     assert message.body == inbound.BINARY_BODY
+
+
+def test_control_characters_in_a_text_are_replaced_not_refused(app, client, business, run_jobs):
+    assert deliver(client, text_fields("bad\x00byte\x1bhere\nnext line")) == 200
+    run_jobs()
+    (message,) = inbound_messages(app)
+    assert message.body == "bad\ufffdbyte\ufffdhere\nnext line"

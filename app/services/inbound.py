@@ -172,8 +172,10 @@ def parse_inbound(params: dict[str, Any]) -> InboundFields:
         raise BadInbound("text must be a string")
     elif len(text) > MAX_TEXT_LENGTH:
         raise BadInbound(f"text is longer than {MAX_TEXT_LENGTH} characters")
-    elif _CONTROL.search(text):
-        raise BadInbound("text has control characters")
+    else:
+        # Kept, not refused (Vonage would retry a refused text for a day, and it would be
+        # lost): a control character can't be shown, and PostgreSQL can't store NUL.
+        text = _CONTROL.sub("\ufffd", text)
     concat_ref = concat_total = concat_part = None
     concat = (_value(params, "concat") or "").strip().lower()
     if concat not in ("", "true", "false"):
@@ -182,6 +184,8 @@ def parse_inbound(params: dict[str, Any]) -> InboundFields:
         params.get(name) not in (None, "") for name in ("concat-ref", "concat-total", "concat-part")
     ):
         concat_ref = _required(params, "concat-ref", 32)
+        if not _PRINTABLE_ID.match(concat_ref):
+            raise BadInbound("concat-ref has characters a reference does not have")
         concat_total = _whole_number(params, "concat-total")
         concat_part = _whole_number(params, "concat-part")
         if not 1 <= concat_total <= MAX_CONCAT_TOTAL:
