@@ -60,7 +60,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app, has_request_context, url_for
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -214,31 +214,48 @@ def parse_inbound(params: dict[str, Any]) -> InboundFields:
     )
 
 
+_PART_COLUMNS = (
+    "vonage_message_id",
+    "sender",
+    "to_number",
+    "text",
+    "type",
+    "concat_ref",
+    "concat_total",
+    "concat_part",
+    "sent_at",
+    "received_at",
+)
+_insert_part_statements: dict[str, Any] = {}
+
+
+def _insert_part_statement(dialect: str) -> Any:
+    """INSERT … ON CONFLICT (vonage_message_id) DO NOTHING RETURNING id, built once per
+    dialect (the webhook is the hottest path: no statement building per request)."""
+    statement = _insert_part_statements.get(dialect)
+    if statement is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        table = InboundPart.__table__
+        statement = (
+            insert(table)
+            .values({name: bindparam(name, type_=table.c[name].type) for name in _PART_COLUMNS})
+            .on_conflict_do_nothing(index_elements=["vonage_message_id"])
+            .returning(table.c.id)
+        )
+        _insert_part_statements[dialect] = statement
+    return statement
+
+
 def record_part(fields: InboundFields, *, now: datetime) -> int | None:
     """Stores the part and queues its handling; None when Vonage delivered it before (then
     nothing is stored or queued). One INSERT … ON CONFLICT DO NOTHING, so a retry costs no
     error and no rollback."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    part_id = db.session.execute(
-        insert(InboundPart)
-        .values(
-            vonage_message_id=fields.vonage_message_id,
-            sender=fields.sender,
-            to_number=fields.to_number,
-            text=fields.text,
-            type=fields.type,
-            concat_ref=fields.concat_ref,
-            concat_total=fields.concat_total,
-            concat_part=fields.concat_part,
-            sent_at=fields.sent_at,
-            received_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["vonage_message_id"])
-        .returning(InboundPart.id)
-    ).scalar_one_or_none()
+    statement = _insert_part_statement(db.session.get_bind().dialect.name)
+    values = {name: getattr(fields, name) for name in _PART_COLUMNS if name != "received_at"}
+    part_id = db.session.execute(statement, {**values, "received_at": now}).scalar_one_or_none()
     db.session.commit()
     if part_id is None:
         return None
