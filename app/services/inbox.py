@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
@@ -27,84 +27,105 @@ INBOX_EVENT = "inbox.changed"  # SSE: a conversation's place or state changed
 MESSAGE_EVENT = "message.created"  # SSE: a message now shows in a conversation
 
 
-def conversation_for(business_id: int, client_id: int, now: datetime) -> Conversation:
-    """The business's conversation with the client, created if it has none (in the caller's
-    transaction; concurrent callers end with the same row)."""
-    found = _find(business_id, client_id)
-    if found is not None:
-        return found
-    try:
-        with db.session.begin_nested():
-            created = Conversation(
-                business_id=business_id, client_id=client_id, last_activity_at=now
-            )
-            db.session.add(created)
-        return created
-    except IntegrityError:  # another transaction created it first
-        found = _find(business_id, client_id)
-        assert found is not None
-        return found
-
-
-def _find(business_id: int, client_id: int) -> Conversation | None:
-    return db.session.execute(
-        db.select(Conversation).where(
-            Conversation.business_id == business_id, Conversation.client_id == client_id
-        )
-    ).scalar_one_or_none()
-
-
-def record_message(message: Message, *, attention: bool, now: datetime) -> Conversation:
+def record_message(message: Message, *, attention: bool, now: datetime) -> None:
     """Moves the message's conversation to the top of the inbox (and into the folder Require
-    your attention when `attention`). The message must be flushed (it has an id) and belong
-    to a client. The caller commits, then calls `announce`."""
+    your attention when `attention`), creating the conversation with the client's first
+    message. The message must be flushed (it has an id) and belong to a client. The caller
+    commits, then calls `announce`.
+
+    One UPDATE in the usual case (this runs for every message, inbound texts included). Each
+    "latest" column moves only forward by message id, so a message released late (held
+    before verification) never moves a conversation back behind newer activity."""
     if message.client_id is None or message.id is None:
         raise ValueError("record_message needs a stored message that belongs to a client")
-    conversation = conversation_for(message.business_id, message.client_id, now)
-    values = {"last_message_id": message.id, "last_activity_at": message.created_at or now}
-    # Conditional on the id, so a message released late (held before verification) never
-    # moves a conversation back behind newer activity.
-    db.session.execute(
-        update(Conversation)
-        .where(
-            Conversation.id == conversation.id,
-            (Conversation.last_message_id.is_(None)) | (Conversation.last_message_id < message.id),
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if message.direction == "inbound":
-        db.session.execute(
-            update(Conversation)
-            .where(
-                Conversation.id == conversation.id,
-                (Conversation.last_inbound_message_id.is_(None))
-                | (Conversation.last_inbound_message_id < message.id),
+    values = _activity_values(message, attention, now)
+    if _update(message.business_id, message.client_id, values):
+        return
+    try:
+        with db.session.begin_nested():
+            db.session.add(
+                Conversation(
+                    business_id=message.business_id,
+                    client_id=message.client_id,
+                    last_message_id=message.id,
+                    last_inbound_message_id=message.id if message.direction == "inbound" else None,
+                    last_activity_at=message.created_at or now,
+                    needs_attention=attention,
+                    attention_since=now if attention else None,
+                )
             )
-            .values(last_inbound_message_id=message.id)
-            .execution_options(synchronize_session=False)
+    except IntegrityError:  # another transaction created it first: update that one
+        _update(message.business_id, message.client_id, values)
+
+
+def _activity_values(message: Message, attention: bool, now: datetime) -> dict:
+    newer = or_(Conversation.last_message_id.is_(None), Conversation.last_message_id < message.id)
+    values: dict = {
+        "last_message_id": case((newer, message.id), else_=Conversation.last_message_id),
+        "last_activity_at": case(
+            (newer, message.created_at or now), else_=Conversation.last_activity_at
+        ),
+    }
+    if message.direction == "inbound":
+        values["last_inbound_message_id"] = case(
+            (
+                or_(
+                    Conversation.last_inbound_message_id.is_(None),
+                    Conversation.last_inbound_message_id < message.id,
+                ),
+                message.id,
+            ),
+            else_=Conversation.last_inbound_message_id,
         )
     if attention:
-        flag(conversation, now)
-    db.session.refresh(conversation)
-    return conversation
+        values.update(_attention_values(now))
+    return values
 
 
-def flag(conversation: Conversation, now: datetime) -> None:
-    """Puts the conversation in the folder Require your attention (no change if it is)."""
-    db.session.execute(
-        update(Conversation)
-        .where(Conversation.id == conversation.id, Conversation.needs_attention.is_(False))
-        .values(needs_attention=True, attention_since=now, handled_at=None, handled_by_id=None)
-        .execution_options(synchronize_session=False)
+def _attention_values(now: datetime) -> dict:
+    """Into the folder (the right-hand sides see the row as it was: `attention_since` keeps
+    the moment it first needed attention)."""
+    return {
+        "needs_attention": True,
+        "attention_since": case(
+            (Conversation.needs_attention.is_(False), now), else_=Conversation.attention_since
+        ),
+        "handled_at": None,
+        "handled_by_id": None,
+    }
+
+
+def _update(business_id: int, client_id: int, values: dict) -> bool:
+    return (
+        db.session.execute(
+            update(Conversation)
+            .where(Conversation.business_id == business_id, Conversation.client_id == client_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
     )
 
 
-def flag_client(business_id: int, client_id: int, now: datetime) -> Conversation:
-    """`flag` by client (a failed send, a new lead): the caller commits, then `announce`s."""
-    conversation = conversation_for(business_id, client_id, now)
-    flag(conversation, now)
-    return conversation
+def flag_client(business_id: int, client_id: int, now: datetime) -> None:
+    """Puts the client's conversation in the folder Require your attention (a failed send, a
+    new lead), creating it if the client has none. The caller commits, then `announce`s."""
+    values = _attention_values(now)
+    if _update(business_id, client_id, values):
+        return
+    try:
+        with db.session.begin_nested():
+            db.session.add(
+                Conversation(
+                    business_id=business_id,
+                    client_id=client_id,
+                    last_activity_at=now,
+                    needs_attention=True,
+                    attention_since=now,
+                )
+            )
+    except IntegrityError:
+        _update(business_id, client_id, values)
 
 
 def announce(business_id: int, client_id: int, message_id: int | None = None) -> None:
@@ -456,7 +477,7 @@ def mark_needs_attention(business_id: int, conversation_id: int, now: datetime) 
     it; then the caller `announce`s. Commits."""
     conversation = _owned(business_id, conversation_id)
     was_waiting = conversation.needs_attention
-    flag(conversation, now)
+    _update(business_id, conversation.client_id, _attention_values(now))
     db.session.commit()
     db.session.refresh(conversation)
     return not was_waiting
@@ -465,6 +486,14 @@ def mark_needs_attention(business_id: int, conversation_id: int, now: datetime) 
 def conversation_of(business_id: int, client_id: int) -> Conversation | None:
     """The business's conversation with the client, if there has been any activity."""
     return _find(business_id, client_id)
+
+
+def _find(business_id: int, client_id: int) -> Conversation | None:
+    return db.session.execute(
+        db.select(Conversation).where(
+            Conversation.business_id == business_id, Conversation.client_id == client_id
+        )
+    ).scalar_one_or_none()
 
 
 def mark_read(conversation: Conversation, user_id: int, now: datetime) -> None:
