@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Flask, g
 from flask_login import current_user
 
+from app.models.types import utcnow
 from app.services.phones import display_phone
 
 
@@ -35,6 +36,32 @@ def local_datetime(value: datetime | None) -> str:
     return f"{local:%b} {local.day}, {local.year}, {local:%I:%M %p}".replace(" 0", " ")
 
 
+def short_datetime(value: datetime | None, now: datetime | None = None) -> str:
+    """How a list of conversations dates its rows, in the business's time zone: “3:07 PM”
+    today, “Yesterday”, “Mar 4” this year, “Mar 4, 2025” before."""
+    if value is None:
+        return ""
+    zone = _business_zone()
+    local = value.astimezone(zone)
+    today = (now or utcnow()).astimezone(zone).date()
+    if local.date() == today:
+        return f"{local:%I:%M %p}".lstrip("0")
+    if local.date() == today - timedelta(days=1):
+        return "Yesterday"
+    if local.year == today.year:
+        return f"{local:%b} {local.day}"
+    return f"{local:%b} {local.day}, {local.year}"
+
+
+def initial(name: str) -> str:
+    """The letter an avatar shows: the name's first letter, upper-cased; “#” for a
+    name with neither (a lead still named after its number starts with “(” or “+”)."""
+    for character in name:
+        if character.isalpha():
+            return character.upper()
+    return "#"
+
+
 def local_date(value: datetime | None) -> str:
     if value is None:
         return ""
@@ -49,4 +76,6 @@ def phone(number: str) -> str:
 def register(app: Flask) -> None:
     app.add_template_filter(local_datetime)
     app.add_template_filter(local_date)
+    app.add_template_filter(short_datetime)
+    app.add_template_filter(initial)
     app.add_template_filter(phone)
