@@ -11,10 +11,10 @@ from jobs import app_job
 
 
 @app_job
-def handle_inbound_part(part_id: int) -> None:
-    """Turns a stored part into a message (once every part of its text is here), routes it,
-    and acts on keywords."""
-    inbound.handle_part(part_id, now=utcnow())
+def handle_new_parts() -> None:
+    """Turns the parts the webhook handed over into messages (each once every part of its
+    text is here), routes them, and acts on keywords."""
+    inbound.handle_new_parts()
 
 
 @app_job

@@ -2,8 +2,8 @@
 
 The webhook (`app.routes.webhooks.vonage_inbound`) checks the signature, validates the fields
 with `parse_inbound`, stores each Vonage message once with `record_part` (the `messageId` is
-unique: a retry stores nothing), queues `jobs.inbound.handle_inbound_part` and answers. Nothing
-that calls out happens in the request.
+unique: a retry stores nothing), hands it to the draining job `jobs.inbound.handle_new_parts`
+(`queue_part`) and answers. Nothing that calls out happens in the request.
 
 The job (`handle_part`) turns parts into one `Message`:
 
@@ -55,6 +55,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -68,11 +69,20 @@ from app.extensions import db
 from app.models import Business, Client, ClientPhone, Message, Notification, OptOut
 from app.models.inbound import InboundPart
 from app.models.texting import DedicatedNumber
-from app.services import inbox, keywords, notifications, periodic, sending, texting, verification
+from app.models.types import utcnow
+from app.services import (
+    inbox,
+    keywords,
+    notifications,
+    periodic,
+    queues,
+    sending,
+    texting,
+    verification,
+)
 from app.services.clients import find_client_by_number, refresh_search_text, surviving_client
 from app.services.errors import ServiceError
 from app.services.phones import display_phone, store_sender
-from app.services.queues import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -264,11 +274,45 @@ def record_part(fields: InboundFields, *, now: datetime) -> int | None:
     return part_id
 
 
-def queue_part(part_id: int) -> None:
-    """Queues the part's handling (one job per part: queuing it again replaces the job)."""
-    from jobs.inbound import handle_inbound_part
+NEW_PARTS = "inbound:new-parts"  # the hand-over list from the webhook to `handle_new_parts`
+DRAIN_BATCH = 50  # parts taken from the list at a time
+DRAIN_SECONDS = 20.0  # a drain hands a longer backlog on to a fresh job (and other workers)
 
-    enqueue(handle_inbound_part, part_id, timeout=JOB_TIMEOUT, job_id=f"inbound-part-{part_id}")
+
+def queue_part(part_id: int) -> None:
+    """Hands the part to the draining job (see `queues.hand_over`: one Redis round trip, an
+    RQ job only when none is queued)."""
+    from jobs.inbound import handle_new_parts
+
+    queues.hand_over(NEW_PARTS, str(part_id), handle_new_parts, timeout=JOB_TIMEOUT)
+
+
+def handle_new_parts(*, clock: Callable[[], datetime] = utcnow) -> int:
+    """The draining job: handles the parts the webhook handed over, oldest first, until none
+    are left; returns how many it took. A full batch wakes a second drain, so a burst is
+    shared between workers; after DRAIN_SECONDS the rest is left to that drain (the job's
+    timeout is never reached). A part that fails is logged and left to the sweep."""
+    from jobs.inbound import handle_new_parts as drain_job
+
+    queues.start_draining(NEW_PARTS)
+    started = time.monotonic()
+    taken = 0
+    while True:
+        batch = queues.take(NEW_PARTS, DRAIN_BATCH)
+        if not batch:
+            return taken
+        if len(batch) == DRAIN_BATCH:
+            queues.wake(NEW_PARTS, drain_job, timeout=JOB_TIMEOUT)
+        for part_id in batch:
+            try:
+                handle_part(int(part_id), now=clock())
+            except Exception:  # the sweep handles it after LOST_JOB_AFTER
+                db.session.rollback()
+                log.exception("inbound part %s could not be handled; the sweep retries", part_id)
+        taken += len(batch)
+        if time.monotonic() - started > DRAIN_SECONDS:
+            queues.wake(NEW_PARTS, drain_job, timeout=JOB_TIMEOUT)
+            return taken
 
 
 _sweep_checked_at = 0.0
@@ -874,7 +918,7 @@ def _on_number_verified(sender: object, *, business_id: int, **_: Any) -> None:
     """Texts held while the number was pending go to the inbox, in a job of their own."""
     from jobs.inbound import release_held_texts
 
-    enqueue(release_held_texts, business_id, timeout=JOB_TIMEOUT)
+    queues.enqueue(release_held_texts, business_id, timeout=JOB_TIMEOUT)
 
 
 verification.number_verified.connect(_on_number_verified, weak=False)
