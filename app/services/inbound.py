@@ -262,11 +262,13 @@ def _insert_part_statement(dialect: str) -> Any:
 def record_part(fields: InboundFields, *, now: datetime) -> int | None:
     """Stores the part and queues its handling; None when Vonage delivered it before (then
     nothing is stored or queued). One INSERT … ON CONFLICT DO NOTHING, so a retry costs no
-    error and no rollback."""
-    statement = _insert_part_statement(db.session.get_bind().dialect.name)
+    error and no rollback. Runs on a connection of its own, not the ORM session: the statement
+    needs none of the session's bookkeeping, and this is the webhook's hot path."""
+    engine = db.engine
+    statement = _insert_part_statement(engine.dialect.name)
     values = {name: getattr(fields, name) for name in _PART_COLUMNS if name != "received_at"}
-    part_id = db.session.execute(statement, {**values, "received_at": now}).scalar_one_or_none()
-    db.session.commit()
+    with engine.begin() as connection:
+        part_id = connection.execute(statement, {**values, "received_at": now}).scalar_one_or_none()
     if part_id is None:
         return None
     queue_part(part_id)
