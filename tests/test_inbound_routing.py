@@ -350,7 +350,7 @@ def test_a_lead_made_by_held_texts_is_announced_once_when_they_are_released(
         alerts = db.session.execute(
             db.select(Notification.text).where(Notification.kind == "new_lead")
         ).scalars()
-        assert list(alerts) == ["New lead: (555) 987-0002 texted you for the first time."]
+        assert list(alerts) == ["New lead (555) 987-0002: Hello?"]
 
 
 def test_a_stop_held_before_verification_is_released_with_its_confirmation(

@@ -67,11 +67,21 @@ def test_a_new_lead_alerts_staff_and_needs_attention(app, client, business, run_
         alert = db.session.execute(
             db.select(Notification).where(Notification.kind == "new_lead")
         ).scalar_one()
-        assert alert.text == "New lead: (555) 987-0001 texted you for the first time."
+        assert alert.text == "New lead (555) 987-0001: Hi!"
         assert alert.link == f"/clients/{lead.id}?tab=conversation"
         assert db.session.execute(
             db.select(Conversation.needs_attention).where(Conversation.client_id == lead.id)
         ).scalar_one()
+
+
+def test_a_new_leads_first_text_makes_one_notification_so_staff_get_one_push(
+    app, client, business, run_jobs
+):
+    deliver(client, text_fields("Hi!", sender=NEW_NUMBER))
+    run_jobs()
+    with app.app_context():
+        kinds = db.session.execute(db.select(Notification.kind)).scalars().all()
+    assert kinds == ["new_lead"]
 
 
 def test_a_second_text_from_the_lead_makes_no_second_lead_or_alert(app, client, business, run_jobs):

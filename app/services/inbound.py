@@ -581,29 +581,19 @@ def _conversation_path(client_id: int) -> str:
 def _show_in_inbox(
     message: Message, client: Client, after: _AfterCommit, now: datetime, *, new_lead: bool
 ) -> None:
-    """The text in its conversation, in the folder Require your attention, and staff told."""
+    """The text in its conversation, in the folder Require your attention, and staff told:
+    one notification (so one push) per text, a new lead's first text saying it is one."""
     inbox.record_message(message, attention=True, now=now)
     after.announce_message = True
-    link = _conversation_path(client.id)
-    if new_lead:
-        after.notifications.append(
-            notifications.notify(
-                message.business_id,
-                kind="new_lead",
-                text=f"New lead: {client.name} texted you for the first time.",
-                link=link,
-                now=now,
-            )
-        )
     preview = " ".join(message.body.split())
     if len(preview) > 80:
         preview = preview[:79] + "…"
     after.notifications.append(
         notifications.notify(
             message.business_id,
-            kind="text_received",
-            text=f"{client.name}: {preview}",
-            link=link,
+            kind="new_lead" if new_lead else "text_received",
+            text=f"New lead {client.name}: {preview}" if new_lead else f"{client.name}: {preview}",
+            link=_conversation_path(client.id),
             now=now,
         )
     )
