@@ -6,6 +6,7 @@ setting."""
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
 
 import pytest
@@ -272,6 +273,43 @@ def test_the_do_not_reply_answer_goes_once_a_day_per_person(app, client, make_bu
         part = stored_parts(app)[-1]
         inbound.handle_part(part.id, now=later)
     assert len(outbound_messages(app)) == 3
+
+
+def test_texts_from_one_person_handled_at_the_same_moment_get_one_do_not_reply_answer(
+    app, client, make_business
+):
+    """Each text's job in its own thread and database connection, released together, so each
+    finds no answer in the database before any is stored."""
+    business = make_business()
+    with app.app_context():
+        db.session.get(Business, business["id"]).sms_setting = "do_not_reply"
+        db.session.commit()
+    client_id = make_known_client(app, business["id"])
+    _texted_from_system(app, business["id"], client_id)
+    for body in ("ok", "thanks", "see you", "?"):
+        deliver(client, text_fields(body, to=SYSTEM))
+    part_ids = [part.id for part in stored_parts(app)]
+    start = threading.Barrier(len(part_ids))
+    errors: list[BaseException] = []
+
+    def handle(part_id: int) -> None:
+        with app.app_context():
+            try:
+                start.wait()
+                inbound.handle_part(part_id, now=utcnow())
+            except BaseException as error:
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=handle, args=(part_id,)) for part_id in part_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert len(inbound_messages(app)) == 4
+    assert len(outbound_messages(app)) == 2  # the reminder and one answer
 
 
 def test_the_do_not_reply_answer_is_skipped_when_the_balance_is_empty(

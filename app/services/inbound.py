@@ -65,7 +65,7 @@ from sqlalchemy import bindparam, delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from app.extensions import db
+from app.extensions import db, get_redis
 from app.models import Business, Client, ClientPhone, Message, Notification, OptOut
 from app.models.inbound import InboundPart
 from app.models.texting import DedicatedNumber
@@ -738,8 +738,27 @@ def _answer_system_reply(
         )
         .limit(1)
     ).first()
-    if recent is None:
+    if recent is None and _first_answer_in_a_while(business.id, message, now):
         _reply(message, do_not_reply_answer(business), "do_not_reply", after, now)
+
+
+# Atomically: has this key's moment (ARGV[1], unix seconds) come DO_NOT_REPLY_EVERY (ARGV[2])
+# after the last one stored? If so store it (expiring after ARGV[2]) and say yes.
+_ANSWER_ONCE_SCRIPT = """
+local last = redis.call('GET', KEYS[1])
+if last and tonumber(ARGV[1]) - tonumber(last) < tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+
+def _first_answer_in_a_while(business_id: int, message: Message, now: datetime) -> bool:
+    """Two texts from one person handled at the same moment both find no recent answer in the
+    database; this atomic check in Redis lets only one of them answer. (Should the answering
+    job then die before its commit, that person gets no answer this time: never two.)"""
+    key = f"do-not-reply:{business_id}:{message.recipient}:{message.sender}"
+    every = int(DO_NOT_REPLY_EVERY.total_seconds())
+    return bool(get_redis().eval(_ANSWER_ONCE_SCRIPT, 1, key, int(now.timestamp()), every))
 
 
 # --- Late and incomplete texts --------------------------------------------------------------
