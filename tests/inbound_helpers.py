@@ -4,6 +4,7 @@ Vonage), inbound texts as Vonage's SMS API sends them (signed), and what got sto
 from __future__ import annotations
 
 import itertools
+import threading
 from datetime import UTC, datetime
 
 from flask import Flask
@@ -12,6 +13,8 @@ from flask.testing import FlaskClient
 from app.extensions import db
 from app.models import Business, Client, ClientPhone, InboundPart, Message
 from app.models.texting import DedicatedNumber, Verification
+from app.models.types import utcnow
+from app.services import inbound
 from tests.sending_helpers import signed
 
 INBOUND_PATH = "/webhooks/vonage/inbound"
@@ -144,3 +147,27 @@ def make_known_client(app: Flask, business_id: int, name: str = "Sam Client", nu
         db.session.add(client)
         db.session.commit()
         return client.id
+
+
+def handle_at_once(app: Flask, part_ids: list[int]) -> None:
+    """Runs each part's handling in its own thread with its own database connection, all
+    released together (so each looks before any has stored anything); raises what any raised."""
+    start = threading.Barrier(len(part_ids))
+    errors: list[BaseException] = []
+
+    def handle(part_id: int) -> None:
+        with app.app_context():
+            try:
+                start.wait()
+                inbound.handle_part(part_id, now=utcnow())
+            except BaseException as error:
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=handle, args=(part_id,)) for part_id in part_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []

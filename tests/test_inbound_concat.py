@@ -3,7 +3,6 @@ becomes one message, whole once every part is here, or marked incomplete after t
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -16,6 +15,7 @@ from tests.inbound_helpers import (
     concat_fields,
     dedicated_number,
     deliver,
+    handle_at_once,
     inbound_messages,
     make_known_client,
     stored_parts,
@@ -142,24 +142,6 @@ def test_jobs_racing_for_the_last_parts_make_one_message(app, client, business):
         deliver(client, fields)
     with app.app_context():
         part_ids = list(db.session.execute(db.select(InboundPart.id)).scalars())
-    start = threading.Barrier(len(part_ids) * 2)
-    errors: list[BaseException] = []
-
-    def handle(part_id: int) -> None:
-        with app.app_context():
-            try:
-                start.wait()
-                inbound.handle_part(part_id, now=utcnow())
-            except BaseException as error:
-                errors.append(error)
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=handle, args=(p,)) for p in part_ids * 2]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert errors == []
+    handle_at_once(app, part_ids * 2)
     (message,) = inbound_messages(app)
     assert message.body == "".join(PIECES)

@@ -6,7 +6,6 @@ setting."""
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import timedelta
 
 import pytest
@@ -22,6 +21,7 @@ from tests.inbound_helpers import (
     PERSON,
     dedicated_number,
     deliver,
+    handle_at_once,
     inbound_messages,
     make_known_client,
     outbound_messages,
@@ -289,25 +289,7 @@ def test_texts_from_one_person_handled_at_the_same_moment_get_one_do_not_reply_a
     for body in ("ok", "thanks", "see you", "?"):
         deliver(client, text_fields(body, to=SYSTEM))
     part_ids = [part.id for part in stored_parts(app)]
-    start = threading.Barrier(len(part_ids))
-    errors: list[BaseException] = []
-
-    def handle(part_id: int) -> None:
-        with app.app_context():
-            try:
-                start.wait()
-                inbound.handle_part(part_id, now=utcnow())
-            except BaseException as error:
-                errors.append(error)
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=handle, args=(part_id,)) for part_id in part_ids]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert errors == []
+    handle_at_once(app, part_ids)
     assert len(inbound_messages(app)) == 4
     assert len(outbound_messages(app)) == 2  # the reminder and one answer
 

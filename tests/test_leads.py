@@ -3,18 +3,15 @@ client and tells staff; two texts at the same moment from one new number make on
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from app.extensions import db
 from app.models import Client, ClientPhone, Conversation, InboundPart, Notification
-from app.models.types import utcnow
-from app.services import inbound
 from tests.conftest import page_text
 from tests.inbound_helpers import (
     dedicated_number,
     deliver,
+    handle_at_once,
     inbound_messages,
     make_known_client,
     text_fields,
@@ -134,25 +131,7 @@ def test_two_simultaneous_first_texts_from_one_number_make_one_lead(
         deliver(client, text_fields(body, sender=NEW_NUMBER))
     with app.app_context():
         part_ids = list(db.session.execute(db.select(InboundPart.id)).scalars())
-    start = threading.Barrier(len(part_ids))
-    errors: list[BaseException] = []
-
-    def handle(part_id: int) -> None:
-        with app.app_context():
-            try:
-                start.wait()
-                inbound.handle_part(part_id, now=utcnow())
-            except BaseException as error:
-                errors.append(error)
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=handle, args=(p,)) for p in part_ids]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert errors == []
+    handle_at_once(app, part_ids)
     (lead,) = _clients(app, business["id"])
     messages = inbound_messages(app)
     assert len(messages) == 4
