@@ -269,6 +269,17 @@ def test_the_confirmation_shows_in_the_conversation(app, actions, business, run_
     assert "Opted out of your texts" in page
 
 
+def test_the_conversation_notes_what_each_keyword_did(app, actions, business, run_jobs):
+    for word in ("STOP", "Start", "HELP"):
+        deliver(actions.client, text_fields(word))
+        run_jobs()
+    actions.sign_in(business["owner"][1])
+    page = page_text(actions.client.get(f"/messages/clients/{business['client_id']}"))
+    assert "Opted out of your texts (replied STOP)." in page
+    assert "Opted in to your texts (replied Start)." in page
+    assert "Asked for help: sent your business's details." in page
+
+
 def test_compliance_answers_go_uncharged_when_the_balance_is_empty(
     app, client, make_business, run_jobs
 ):
