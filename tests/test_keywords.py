@@ -369,6 +369,22 @@ def test_an_opt_out_shows_on_the_client_card(app, actions, business, run_jobs):
     assert "opted out" in page.lower()
 
 
+def test_the_cards_opted_out_badge_refreshes_live_when_a_stop_arrives(
+    app, actions, business, run_jobs
+):
+    client_id = business["client_id"]
+    actions.sign_in(business["owner"][1])
+    card = page_text(actions.client.get(f"/clients/{client_id}"))
+    assert "Opted out of texts" not in card
+    assert f'hx-get="/clients/{client_id}/badges"' in card
+    assert f"sse:message.created[JSON.parse(detail.data).client_id == {client_id}]" in card
+
+    deliver(actions.client, text_fields("STOP"))
+    run_jobs()
+
+    assert "Opted out of texts" in page_text(actions.client.get(f"/clients/{client_id}/badges"))
+
+
 # --- Free-text requests, confirmed or dismissed by staff ------------------------------------
 
 

@@ -110,6 +110,16 @@ def card(client_id: int):
     )
 
 
+@bp.get("/<int:client_id>/badges")
+@login_required
+def badges(client_id: int):
+    """The card's badges (lead, opted out, tags), for the card's live refresh."""
+    client = _client(client_id)
+    return render_template(
+        "clients/_badges.html", client=client, opted_out=clients.is_opted_out(client)
+    )
+
+
 @bp.get("/<int:client_id>/edit")
 @login_required
 def edit(client_id: int):

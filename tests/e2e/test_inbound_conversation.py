@@ -50,6 +50,7 @@ def test_on_a_phone_a_stop_request_appears_live_and_one_tap_confirms_the_opt_out
     answer = phone.locator(".bubble-out").first
     expect(answer).to_contain_text("You're unsubscribed from Bright Smile Dental", timeout=20_000)
     expect(answer.locator(".bubble-status")).to_have_text(re.compile("Sent|Delivered"))
+    expect(phone.locator("#client-badges")).to_contain_text("Opted out of texts")
     assert phone.evaluate("window.pageWasNotReloaded") is True
     assert phone.evaluate("document.scrollingElement.scrollWidth") <= 360
     assert sandbox.snapshot()["messages"][0]["text"].startswith("You're unsubscribed")
