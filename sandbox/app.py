@@ -641,7 +641,12 @@ def registration_needs_updates(registration_id: str) -> Any:
 
 
 def _handset_views(state: SandboxState) -> list[dict[str, Any]]:
-    our_numbers = [n["msisdn"] for n in state.our_numbers()]
+    owned = state.our_numbers()
+    our_numbers = [n["msisdn"] for n in owned]
+    # A handset that hasn't been texted yet replies to a number a business bought (its texting
+    # number) rather than to a shared system number, which nobody reads.
+    bought = [n["msisdn"] for n in owned if not n["system"]]
+    first_choice = bought[0] if bought else (our_numbers[0] if our_numbers else None)
     with state.lock:
         views = []
         for msisdn in reversed(state.handsets):
@@ -651,7 +656,7 @@ def _handset_views(state: SandboxState) -> list[dict[str, Any]]:
             last_sender = next(
                 (e["from"] for e in reversed(events) if e["direction"] == "in"), None
             )
-            default_from = last_sender if last_sender in our_numbers else (our_numbers or [None])[0]
+            default_from = last_sender if last_sender in our_numbers else first_choice
             views.append({"msisdn": msisdn, "events": events, "default_from": default_from})
         return views
 

@@ -553,6 +553,19 @@ def test_added_handset_appears_with_a_reply_form(sandbox):
     assert 'name="from" value="15550001234"' in page
 
 
+def test_a_new_handset_replies_to_a_bought_number_by_default_not_a_system_one(sandbox, gateway):
+    """In the demo, the first reply a person types goes to the business's texting number
+    (a reply to a shared system number reaches no inbox)."""
+    msisdn = gateway.search_numbers("US")[0].msisdn
+    gateway.buy_number("US", msisdn)
+    requests.post(f"{sandbox.url}/_sandbox/handsets", data={"msisdn": "+1 555 000 1234"}, timeout=5)
+
+    page = requests.get(f"{sandbox.url}/", timeout=5).text
+
+    assert f'<option value="{msisdn}" selected>' in page
+    assert f'<option value="{SYSTEM_NUMBER}" selected>' not in page
+
+
 def test_phone_page_shows_the_verification_buttons(sandbox):
     registration = sandbox.state.create_registration(
         {"business": {"name": "Bright Smile"}, "numbers": [SYSTEM_NUMBER]}, submit=True
