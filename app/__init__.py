@@ -6,12 +6,14 @@ import logging
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, flash, redirect, request, url_for
 
 from app import config as app_config
 from app import templating
 from app.extensions import csrf, db, login_manager, migrate, redis_store
+from app.htmx import is_htmx_request
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -75,6 +77,20 @@ def _register_login(app: Flask) -> None:
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
         return db.session.get(User, int(user_id))
+
+    @login_manager.unauthorized_handler
+    def sign_in_first() -> Response:
+        """Signed out (session ended, signed out in another tab): to the sign-in page. An htmx
+        request would swap that page into a fragment of the page it came from, so it gets
+        401 with HX-Redirect instead, and the whole page goes there."""
+        if is_htmx_request():
+            page = urlsplit(request.headers.get("HX-Current-URL", ""))
+            target = url_for(
+                "auth.sign_in_form", next=(page.path + (f"?{page.query}" if page.query else ""))
+            )
+            return Response(status=401, headers={"HX-Redirect": target})
+        flash(login_manager.login_message, login_manager.login_message_category)
+        return redirect(url_for("auth.sign_in_form", next=request.full_path.rstrip("?")))
 
 
 def _register_htmx_vary(app: Flask) -> None:

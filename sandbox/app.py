@@ -62,6 +62,9 @@ def create_sandbox_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the sandbox app. ``config`` overrides ``sandbox.state.DEFAULT_CONFIG``."""
     app = Flask(__name__, template_folder="templates")
     app.config["SECRET_KEY"] = secrets.token_hex(16)
+    # Its own cookie name: served on the same host as the app (another port), a cookie called
+    # "session" would replace the signed-in app's and sign the person out.
+    app.config["SESSION_COOKIE_NAME"] = "vonage_sandbox_session"
     app.extensions["vonage_sandbox"] = SandboxState(config)
     app.register_blueprint(api)
     app.register_blueprint(ops)
