@@ -12,7 +12,7 @@ from flask_login import current_user, login_required
 from markupsafe import Markup
 
 from app.extensions import db
-from app.htmx import is_htmx_request
+from app.htmx import is_htmx_request, render_page_or_fragment
 from app.models import Client, Conversation, User
 from app.models.types import utcnow
 from app.plans import get_plan
@@ -52,9 +52,7 @@ def inbox():
     context = dict(page=page, folder=folder, query=query, folders=inbox_service.FOLDERS)
     if is_htmx_request() and after is not None:
         return render_template("shell/_inbox_rows.html", more=True, **context)
-    if is_htmx_request():
-        return render_template("shell/_inbox_list.html", **context)
-    return render_template("shell/inbox.html", **context)
+    return render_page_or_fragment("shell/inbox.html", "shell/_inbox_list.html", **context)
 
 
 @bp.get("/inbox/count")
