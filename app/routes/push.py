@@ -20,9 +20,7 @@ from flask import (
 )
 from flask_login import current_user, login_required, user_logged_out
 
-from app.models import PushSubscription
 from app.services import push
-from app.services.tenancy import owned_or_404
 
 bp = Blueprint("push", __name__)
 
@@ -102,10 +100,8 @@ def unsubscribe_this_device():
 @login_required
 def remove_device(subscription_id: int):
     """Removes one of the staff member's devices from the list (a colleague's: 404)."""
-    subscription = owned_or_404(PushSubscription, subscription_id)
-    if subscription.user_id != current_user.id:
+    if not push.forget_device(current_user, subscription_id):
         abort(404)
-    push.remove_device(subscription)
     flash("That device no longer gets notifications.", "success")
     return redirect(url_for("notifications.index"))
 

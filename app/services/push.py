@@ -208,21 +208,17 @@ def remove_this_device(user: User, endpoint: str) -> bool:
     return removed > 0
 
 
-def forget_device(user: User, subscription_id: int) -> None:
-    """Deletes the staff member's subscription with this id, if it is still theirs (signing
-    out of a browser turns its notifications off: the next person there isn't sent ours)."""
-    db.session.execute(
+def forget_device(user: User, subscription_id: int) -> bool:
+    """Deletes the staff member's subscription with this id, if it is still theirs (Remove in
+    their list of devices; signing out of a browser turns its notifications off: the next
+    person there isn't sent ours); False when they have none with it."""
+    removed = db.session.execute(
         db.delete(PushSubscription).where(
             PushSubscription.id == subscription_id, PushSubscription.user_id == user.id
         )
-    )
+    ).rowcount
     db.session.commit()
-
-
-def remove_device(subscription: PushSubscription) -> None:
-    """Deletes one of the staff member's devices (from the list of their devices)."""
-    db.session.delete(subscription)
-    db.session.commit()
+    return removed > 0
 
 
 @dataclass(frozen=True)
