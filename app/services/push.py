@@ -312,33 +312,21 @@ def queue_push(sender: object, notification: Notification) -> None:
 notifications.notification_created.connect(queue_push)
 
 
-@dataclass(frozen=True)
-class PushMessage:
-    """What the service worker shows: the payload of one push."""
-
-    title: str
-    body: str
-    url: str
-    tag: str
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {"title": self.title, "body": self.body, "url": self.url, "tag": self.tag}
-        )
-
-
-def push_message(notification: Notification) -> PushMessage:
-    """The push for a notification: opening it goes through the in-app notification (marked
-    read there), which leads on to its link (the conversation, the lead, …)."""
+def push_payload(notification: Notification) -> str:
+    """The push for a notification, as the service worker shows it ({title, body, url, tag}):
+    opening it goes through the in-app notification (marked read there), which leads on to
+    its link (the conversation, the lead, …)."""
     title = KIND_TITLES.get(notification.kind)
     if title is None:
         business = db.session.get(Business, notification.business_id)
         title = business.name if business else "Twoway"
-    return PushMessage(
-        title=title,
-        body=notification.text,
-        url=f"/notifications/{notification.id}",
-        tag=f"notification-{notification.id}",
+    return json.dumps(
+        {
+            "title": title,
+            "body": notification.text,
+            "url": f"/notifications/{notification.id}",
+            "tag": f"notification-{notification.id}",
+        }
     )
 
 
@@ -422,7 +410,7 @@ def _push_once(
                 "endpoint": subscription.endpoint,
                 "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth},
             },
-            data=push_message(notification).to_json(),
+            data=push_payload(notification),
             vapid_private_key=_vapid(config["VAPID_PRIVATE_KEY"]),
             # A new dict every time: pywebpush adds this endpoint's `aud` (and `exp`) to it.
             vapid_claims={"sub": vapid_subject()},
