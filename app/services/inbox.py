@@ -485,10 +485,6 @@ def mark_needs_attention(business_id: int, conversation_id: int, now: datetime) 
 
 def conversation_of(business_id: int, client_id: int) -> Conversation | None:
     """The business's conversation with the client, if there has been any activity."""
-    return _find(business_id, client_id)
-
-
-def _find(business_id: int, client_id: int) -> Conversation | None:
     return db.session.execute(
         db.select(Conversation).where(
             Conversation.business_id == business_id, Conversation.client_id == client_id
@@ -519,16 +515,6 @@ def mark_read(conversation: Conversation, user_id: int, now: datetime) -> None:
     db.session.commit()
 
 
-def is_unread_for(conversation: Conversation, user_id: int) -> bool:
-    last_read = db.session.execute(
-        select(ConversationRead.last_read_message_id).where(
-            ConversationRead.conversation_id == conversation.id,
-            ConversationRead.user_id == user_id,
-        )
-    ).scalar_one_or_none()
-    return _is_unread(conversation, last_read)
-
-
 # --- Merging two clients' conversations -------------------------------------------------------
 
 
@@ -538,8 +524,8 @@ def merge_conversations(business_id: int, kept_id: int, removed_id: int) -> None
     either needed it, each staff member's reads kept only as far as they had read both) and
     deletes it. When only the removed client has one, the merge moves it as it is. In the
     caller's transaction."""
-    kept = _find(business_id, kept_id)
-    removed = _find(business_id, removed_id)
+    kept = conversation_of(business_id, kept_id)
+    removed = conversation_of(business_id, removed_id)
     if kept is None or removed is None:
         return
     db.session.refresh(kept)
