@@ -9,6 +9,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from redis import BlockingConnectionPool, Redis
 from sqlalchemy import MetaData
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase
 
 # Stable constraint names so Alembic's autogenerate and migrations agree on every database.
@@ -26,6 +27,15 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+
+def insert_on_conflict(entity):
+    """An INSERT that can say ON CONFLICT DO NOTHING/UPDATE, for the database in use
+    (PostgreSQL in production, SQLite in development): each dialect has its own."""
+    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
+    return dialect.insert(entity)
+
+
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

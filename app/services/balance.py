@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, update
 
-from app.extensions import db
+from app.extensions import db, insert_on_conflict
 from app.models import Business
 from app.models.messages import MessagePart, TextBalance, TextLedgerEntry
 from app.plans import get_plan
@@ -88,11 +88,7 @@ def month_of(business: Business, now: datetime) -> str:
 
 def _insert_ignore(values: dict) -> None:
     """INSERT the balance row unless it exists (two requests may both try at once)."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    db.session.execute(insert(TextBalance).values(**values).on_conflict_do_nothing())
+    db.session.execute(insert_on_conflict(TextBalance).values(**values).on_conflict_do_nothing())
 
 
 def _lock_current(business: Business, now: datetime) -> TextBalance:

@@ -59,6 +59,16 @@ def surviving_client(client: Client) -> Client:
     return client
 
 
+def number_opted_out(business_id: int, number: str) -> bool:
+    """True when the number opted out of the business's texts (STOP)."""
+    return (
+        db.session.execute(
+            select(OptOut.id).where(OptOut.business_id == business_id, OptOut.number == number)
+        ).first()
+        is not None
+    )
+
+
 def is_opted_out(client: Client) -> bool:
     """True when any of the client's numbers opted out of the business's texts."""
     numbers = [phone.number for phone in client.phones]

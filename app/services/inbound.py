@@ -65,7 +65,7 @@ from sqlalchemy import bindparam, delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from app.extensions import db, get_redis
+from app.extensions import db, get_redis, insert_on_conflict
 from app.models import Business, Client, ClientPhone, Message, Notification, OptOut
 from app.models.inbound import InboundPart
 from app.models.texting import DedicatedNumber
@@ -80,7 +80,12 @@ from app.services import (
     texting,
     verification,
 )
-from app.services.clients import find_client_by_number, refresh_search_text, surviving_client
+from app.services.clients import (
+    find_client_by_number,
+    number_opted_out,
+    refresh_search_text,
+    surviving_client,
+)
 from app.services.errors import ServiceError
 from app.services.phones import display_phone, store_sender
 
@@ -244,13 +249,9 @@ def _insert_part_statement(dialect: str) -> Any:
     dialect (the webhook is the hottest path: no statement building per request)."""
     statement = _insert_part_statements.get(dialect)
     if statement is None:
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
         table = InboundPart.__table__
         statement = (
-            insert(table)
+            insert_on_conflict(table)
             .values({name: bindparam(name, type_=table.c[name].type) for name in _PART_COLUMNS})
             .on_conflict_do_nothing(index_elements=["vonage_message_id"])
             .returning(table.c.id)
@@ -612,24 +613,11 @@ def _tell(message: Message, after: _AfterCommit) -> None:
 # --- Keywords, opt-outs, automatic answers ------------------------------------------------
 
 
-def _opted_out(business_id: int, number: str) -> bool:
-    return (
-        db.session.execute(
-            db.select(OptOut.id).where(OptOut.business_id == business_id, OptOut.number == number)
-        ).first()
-        is not None
-    )
-
-
 def opt_out(business_id: int, number: str, now: datetime) -> bool:
     """Opts the number out of the business's texts (in the caller's transaction). True when
     this newly opted it out (two STOPs at once: one of them is new)."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     added = db.session.execute(
-        insert(OptOut)
+        insert_on_conflict(OptOut)
         .values(business_id=business_id, number=number, opted_out_at=now)
         .on_conflict_do_nothing(index_elements=["business_id", "number"])
         .returning(OptOut.id)
@@ -687,7 +675,7 @@ def do_not_reply_answer(business: Business) -> str:
 
 def _act_on_words(message: Message, business: Business, after: _AfterCommit, now: datetime):
     """Keywords and free-text opt-out requests, whatever number the text came to."""
-    opted_out = _opted_out(business.id, message.sender)
+    opted_out = number_opted_out(business.id, message.sender)
     keyword = keywords.keyword_of(message.body, opted_out=opted_out)
     if keyword is not None:
         message.keyword = keyword

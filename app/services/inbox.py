@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import and_, case, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from app.extensions import db
+from app.extensions import db, insert_on_conflict
 from app.models import Client, ClientPhone, Conversation, ConversationRead, Message, OptOut
 from app.services import events
 from app.services.errors import ServiceError
@@ -499,8 +498,7 @@ def mark_read(conversation: Conversation, user_id: int, now: datetime) -> None:
     upto = conversation.last_inbound_message_id
     if upto is None:
         return
-    insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(ConversationRead).values(
+    statement = insert_on_conflict(ConversationRead).values(
         conversation_id=conversation.id, user_id=user_id, last_read_message_id=upto, read_at=now
     )
     statement = statement.on_conflict_do_update(

@@ -31,11 +31,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 
 from app.extensions import db
-from app.models import OptOut
 from app.models.messages import PART_PROGRESS, WORST_FIRST, Message, MessagePart
 from app.models.types import utcnow
 from app.services import balance, events, inbox, periodic, rate_limit, texting
-from app.services.clients import client_or_none, surviving_client
+from app.services.clients import client_or_none, number_opted_out, surviving_client
 from app.services.errors import ServiceError
 from app.services.queues import enqueue
 from app.services.segments import check_text
@@ -67,15 +66,6 @@ def retry_delay(failures: int) -> timedelta:
     """How long to wait after the `failures`-th outage in a row (or a throttle: `failures` 0)."""
     index = min(max(failures, 1), len(RETRY_DELAYS)) - 1
     return timedelta(seconds=RETRY_DELAYS[index])
-
-
-def _is_opted_out(business_id: int, number: str) -> bool:
-    return (
-        db.session.execute(
-            db.select(OptOut.id).where(OptOut.business_id == business_id, OptOut.number == number)
-        ).first()
-        is not None
-    )
 
 
 def _new_client_ref(index: int) -> str:
@@ -118,7 +108,7 @@ def send_text(
     phone = client.primary_phone
     if phone is None:
         raise ServiceError(f"{client.name} has no phone number to text.")
-    if _is_opted_out(business_id, phone.number):
+    if number_opted_out(business_id, phone.number):
         raise ServiceError(
             f"{client.name} has opted out of your texts (they replied STOP), so this text was "
             "not sent. They can reply START to get texts again."
@@ -526,7 +516,7 @@ def add_reply(inbound: Message, body: str, *, purpose: str, now: datetime) -> Me
         raise ValueError(f"unknown purpose of an automatic answer: {purpose!r}")
     if not inbound.sender.startswith("+"):
         return None  # short codes and sender names cannot receive texts
-    if purpose != "stop" and _is_opted_out(inbound.business_id, inbound.sender):
+    if purpose != "stop" and number_opted_out(inbound.business_id, inbound.sender):
         return None
     already = db.session.execute(
         db.select(Message.id).where(Message.reply_to_id == inbound.id)
@@ -579,8 +569,6 @@ def add_reply(inbound: Message, body: str, *, purpose: str, now: datetime) -> Me
             )
         )
     if reply.visibility == "inbox" and reply.client_id is not None:
-        from app.services import inbox
-
         inbox.record_message(reply, attention=False, now=now)
     return reply
 
@@ -589,7 +577,5 @@ def queue_reply(reply: Message) -> None:
     """After the commit: sends an answer saved by `add_reply`, and shows it on open pages."""
     _queue(reply.id)
     if reply.visibility == "inbox" and reply.client_id is not None:
-        from app.services import inbox
-
         inbox.announce(reply.business_id, reply.client_id, reply.id)
     _publish(reply)
