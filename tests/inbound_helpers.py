@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -20,6 +20,8 @@ from tests.sending_helpers import signed
 INBOUND_PATH = "/webhooks/vonage/inbound"
 DEDICATED = "+18885550123"
 PERSON = "+15557654321"
+SYSTEM = "+18885550000"  # TRANSACTIONAL_SYSTEM_NUMBER's default
+MARKETING = "+18885550001"  # MARKETING_SYSTEM_NUMBER's default
 _ids = itertools.count(1)
 
 
@@ -171,3 +173,32 @@ def handle_at_once(app: Flask, part_ids: list[int]) -> None:
     for thread in threads:
         thread.join(30)
     assert errors == []
+
+
+def texted_from_system(
+    app: Flask,
+    business_id: int,
+    client_id: int,
+    number: str = SYSTEM,
+    *,
+    kind: str = "transactional",
+    body: str = "Reminder: your appointment is tomorrow at 3pm.",
+) -> int:
+    """An outbound text from a system number to the client, an hour ago (as a reminder or a
+    campaign would be): the person's replies to that number belong to this business."""
+    with app.app_context():
+        message = Message(
+            business_id=business_id,
+            client_id=client_id,
+            channel="text",
+            direction="outbound",
+            kind=kind,
+            body=body,
+            sender=number,
+            recipient=PERSON,
+            status="delivered",
+            created_at=utcnow() - timedelta(hours=1),
+        )
+        db.session.add(message)
+        db.session.commit()
+        return message.id

@@ -11,14 +11,16 @@ from datetime import timedelta
 import pytest
 
 from app.extensions import db
-from app.models import Business, Conversation, Message, Notification
+from app.models import Business, Conversation, Notification
 from app.models.texting import Verification
 from app.models.types import utcnow
 from app.services import balance, inbound, verification
 from tests.conftest import page_text
 from tests.inbound_helpers import (
     DEDICATED,
+    MARKETING,
     PERSON,
+    SYSTEM,
     dedicated_number,
     deliver,
     handle_at_once,
@@ -27,31 +29,9 @@ from tests.inbound_helpers import (
     outbound_messages,
     stored_parts,
     text_fields,
+    texted_from_system,
 )
 from tests.texting_helpers import use_sandbox
-
-SYSTEM = "+18885550000"  # TRANSACTIONAL_SYSTEM_NUMBER's default
-MARKETING = "+18885550001"
-
-
-def _texted_from_system(app, business_id: int, client_id: int, number: str = SYSTEM) -> int:
-    """An outbound text from a system number to the client (as a reminder would be)."""
-    with app.app_context():
-        message = Message(
-            business_id=business_id,
-            client_id=client_id,
-            channel="text",
-            direction="outbound",
-            kind="transactional",
-            body="Reminder: your appointment is tomorrow at 3pm.",
-            sender=number,
-            recipient=PERSON,
-            status="delivered",
-            created_at=utcnow() - timedelta(hours=1),
-        )
-        db.session.add(message)
-        db.session.commit()
-        return message.id
 
 
 def _conversation_page(actions, business, client_id) -> str:
@@ -232,8 +212,8 @@ def test_a_reply_to_a_system_number_goes_to_the_business_that_texted_and_is_answ
     other = make_business("Someone Else")
     client_id = make_known_client(app, business["id"])
     other_client = make_known_client(app, other["id"])
-    _texted_from_system(app, other["id"], other_client, system)  # earlier
-    _texted_from_system(app, business["id"], client_id, system)  # the latest: this one
+    texted_from_system(app, other["id"], other_client, system)  # earlier
+    texted_from_system(app, business["id"], client_id, system)  # the latest: this one
     deliver(actions.client, text_fields("Thanks! See you then", to=system))
     run_jobs()
     (message,) = inbound_messages(app)
@@ -262,7 +242,7 @@ def test_the_do_not_reply_answer_goes_once_a_day_per_person(app, client, make_bu
         db.session.get(Business, business["id"]).sms_setting = "do_not_reply"
         db.session.commit()
     client_id = make_known_client(app, business["id"])
-    _texted_from_system(app, business["id"], client_id)
+    texted_from_system(app, business["id"], client_id)
     for body in ("ok", "thanks", "?"):
         deliver(client, text_fields(body, to=SYSTEM))
         run_jobs()
@@ -285,7 +265,7 @@ def test_texts_from_one_person_handled_at_the_same_moment_get_one_do_not_reply_a
         db.session.get(Business, business["id"]).sms_setting = "do_not_reply"
         db.session.commit()
     client_id = make_known_client(app, business["id"])
-    _texted_from_system(app, business["id"], client_id)
+    texted_from_system(app, business["id"], client_id)
     for body in ("ok", "thanks", "see you", "?"):
         deliver(client, text_fields(body, to=SYSTEM))
     part_ids = [part.id for part in stored_parts(app)]
@@ -305,7 +285,7 @@ def test_the_do_not_reply_answer_is_skipped_when_the_balance_is_empty(
         db.session.commit()
         assert balance.balance_for(business["id"], utcnow()).total == 0
     client_id = make_known_client(app, business["id"])
-    _texted_from_system(app, business["id"], client_id)
+    texted_from_system(app, business["id"], client_id)
     deliver(client, text_fields("ok", to=SYSTEM))
     run_jobs()
     assert len(outbound_messages(app)) == 1  # only the reminder
@@ -334,7 +314,7 @@ def test_an_automatic_answer_is_sent_through_the_sending_pipeline(
         db.session.get(Business, business["id"]).sms_setting = "do_not_reply"
         db.session.commit()
     client_id = make_known_client(app, business["id"])
-    _texted_from_system(app, business["id"], client_id)
+    texted_from_system(app, business["id"], client_id)
     deliver(client, text_fields("ok", to=SYSTEM))
     run_jobs()
     (sent,) = sandbox.snapshot()["messages"]

@@ -14,13 +14,16 @@ from app.services.errors import ServiceError
 from app.services.keywords import is_revocation, keyword_of
 from tests.conftest import page_text
 from tests.inbound_helpers import (
+    MARKETING,
     PERSON,
+    SYSTEM,
     dedicated_number,
     deliver,
     inbound_messages,
     make_known_client,
     outbound_messages,
     text_fields,
+    texted_from_system,
 )
 
 STOP_CONFIRMATION = (
@@ -330,26 +333,14 @@ def test_stop_to_a_system_number_opts_out_of_the_business_that_texted(
 ):
     made = make_business("Bright Smile Dental")
     client_id = make_known_client(app, made["id"])
-    with app.app_context():
-        db.session.add(
-            Message(
-                business_id=made["id"],
-                client_id=client_id,
-                channel="text",
-                direction="outbound",
-                kind="marketing",
-                body="20% off whitening this week!",
-                sender="+18885550001",
-                recipient=PERSON,
-                status="delivered",
-            )
-        )
-        db.session.commit()
-    deliver(client, text_fields("stop", to="+18885550001"))
+    texted_from_system(
+        app, made["id"], client_id, MARKETING, kind="marketing", body="20% off whitening!"
+    )
+    deliver(client, text_fields("stop", to=MARKETING))
     run_jobs()
     assert _opted_out(app, made["id"])
     (reply,) = _replies(app)
-    assert reply.sender == "+18885550001"
+    assert reply.sender == MARKETING
     assert reply.body == STOP_CONFIRMATION
 
 
@@ -468,22 +459,8 @@ def test_a_free_text_request_to_a_system_number_is_honoured_at_once(
     """No one reads replies to a system number, so no one could confirm it."""
     made = make_business("Bright Smile Dental")
     client_id = make_known_client(app, made["id"])
-    with app.app_context():
-        db.session.add(
-            Message(
-                business_id=made["id"],
-                client_id=client_id,
-                channel="text",
-                direction="outbound",
-                kind="transactional",
-                body="Reminder: cleaning tomorrow at 9am",
-                sender="+18885550000",
-                recipient=PERSON,
-                status="delivered",
-            )
-        )
-        db.session.commit()
-    deliver(client, text_fields("please stop texting me", to="+18885550000"))
+    texted_from_system(app, made["id"], client_id, SYSTEM)
+    deliver(client, text_fields("please stop texting me", to=SYSTEM))
     run_jobs()
     assert _opted_out(app, made["id"])
     assert [r.body for r in _replies(app)] == [STOP_CONFIRMATION]
