@@ -37,24 +37,28 @@ def record_message(message: Message, *, attention: bool, now: datetime) -> None:
     before verification) never moves a conversation back behind newer activity."""
     if message.client_id is None or message.id is None:
         raise ValueError("record_message needs a stored message that belongs to a client")
-    values = _activity_values(message, attention, now)
-    if _update(message.business_id, message.client_id, values):
+    _update_or_create(
+        message.business_id,
+        message.client_id,
+        _activity_values(message, attention, now),
+        last_message_id=message.id,
+        last_inbound_message_id=message.id if message.direction == "inbound" else None,
+        last_activity_at=message.created_at or now,
+        needs_attention=attention,
+        attention_since=now if attention else None,
+    )
+
+
+def _update_or_create(business_id: int, client_id: int, values: dict, **created) -> None:
+    """Updates the client's conversation with `values`, or creates it with `created` when the
+    client has none yet."""
+    if _update(business_id, client_id, values):
         return
     try:
         with db.session.begin_nested():
-            db.session.add(
-                Conversation(
-                    business_id=message.business_id,
-                    client_id=message.client_id,
-                    last_message_id=message.id,
-                    last_inbound_message_id=message.id if message.direction == "inbound" else None,
-                    last_activity_at=message.created_at or now,
-                    needs_attention=attention,
-                    attention_since=now if attention else None,
-                )
-            )
+            db.session.add(Conversation(business_id=business_id, client_id=client_id, **created))
     except IntegrityError:  # another transaction created it first: update that one
-        _update(message.business_id, message.client_id, values)
+        _update(business_id, client_id, values)
 
 
 def _activity_values(message: Message, attention: bool, now: datetime) -> dict:
@@ -109,22 +113,14 @@ def _update(business_id: int, client_id: int, values: dict) -> bool:
 def flag_client(business_id: int, client_id: int, now: datetime) -> None:
     """Puts the client's conversation in the folder Require your attention (a failed send, a
     new lead), creating it if the client has none. The caller commits, then `announce`s."""
-    values = _attention_values(now)
-    if _update(business_id, client_id, values):
-        return
-    try:
-        with db.session.begin_nested():
-            db.session.add(
-                Conversation(
-                    business_id=business_id,
-                    client_id=client_id,
-                    last_activity_at=now,
-                    needs_attention=True,
-                    attention_since=now,
-                )
-            )
-    except IntegrityError:
-        _update(business_id, client_id, values)
+    _update_or_create(
+        business_id,
+        client_id,
+        _attention_values(now),
+        last_activity_at=now,
+        needs_attention=True,
+        attention_since=now,
+    )
 
 
 def announce(business_id: int, client_id: int, message_id: int | None = None) -> None:
