@@ -66,6 +66,9 @@ from urllib.parse import urlencode
 from flask import Flask, request
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script, or imported by gunicorn from the root
+
+from bench.servers import free_port, wait_for  # noqa: E402
 
 # The baselines: gunicorn imports `bench.inbound_webhook:bare` in its own processes.
 bare = Flask("bare")
@@ -141,7 +144,6 @@ def main() -> int:
         from gevent import monkey
 
         monkey.patch_all()  # the client side: N streams as greenlets in this process
-    sys.path.insert(0, str(ROOT))
     env = {
         **os.environ,
         "DATABASE_URL": args.database,
@@ -330,26 +332,6 @@ class Processes:
             shutil.rmtree(self.scratch, ignore_errors=True)
         else:
             print(f"logs kept in {self.scratch}", file=sys.stderr)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(url: str, seconds: float = 30) -> None:
-    import requests
-
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            requests.get(url, timeout=5)
-            return
-        except (requests.ConnectionError, requests.Timeout):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def load_average() -> str:

@@ -50,6 +50,7 @@ def main() -> int:
 
     root = Path(__file__).resolve().parent.parent
     sys.path.insert(0, str(root))
+    from bench.servers import free_port, wait_for
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=500)
@@ -59,22 +60,6 @@ def main() -> int:
     )
     parser.add_argument("--requests", type=int, default=100, help="page requests per timing")
     args = parser.parse_args()
-
-    def free_port() -> int:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            return probe.getsockname()[1]
-
-    def wait_for(url: str, seconds: float = 20) -> None:
-        deadline = time.monotonic() + seconds
-        while True:
-            try:
-                requests.get(url, timeout=5)
-                return
-            except (requests.ConnectionError, requests.Timeout):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
 
     def summary(times: list[float]) -> str:
         ordered = sorted(times)
