@@ -55,7 +55,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -290,7 +289,7 @@ def queue_part(part_id: int) -> None:
     queues.hand_over(NEW_PARTS, str(part_id), handle_new_parts, timeout=JOB_TIMEOUT)
 
 
-def handle_new_parts(*, clock: Callable[[], datetime] = utcnow) -> int:
+def handle_new_parts() -> int:
     """The draining job: handles the parts the webhook handed over, oldest first, until none
     are left; returns how many it took. A full batch wakes a second drain, so a burst is
     shared between workers; after DRAIN_SECONDS the rest is left to that drain (the job's
@@ -308,7 +307,7 @@ def handle_new_parts(*, clock: Callable[[], datetime] = utcnow) -> int:
             queues.wake(NEW_PARTS, drain_job, timeout=JOB_TIMEOUT)
         for part_id in batch:
             try:
-                handle_part(int(part_id), now=clock())
+                handle_part(int(part_id), now=utcnow())
             except Exception:  # the sweep handles it after LOST_JOB_AFTER
                 db.session.rollback()
                 log.exception("inbound part %s could not be handled; the sweep retries", part_id)
