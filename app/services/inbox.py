@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from app.extensions import db, insert_on_conflict
-from app.models import Client, ClientPhone, Conversation, ConversationRead, Message, OptOut
+from app.models import Client, Conversation, ConversationRead, Message
 from app.services import events
 from app.services.errors import ServiceError
 
@@ -343,20 +343,16 @@ def _is_unread(conversation: Conversation, last_read_message_id: int | None) -> 
 
 
 def _add_opt_outs(business_id: int, rows: list[InboxRow]) -> None:
+    from app.services.clients import _opted_out_clause
+
     client_ids = [row.client.id for row in rows]
     if not client_ids:
         return
     opted_out = set(
         db.session.execute(
-            select(ClientPhone.client_id)
-            .join(
-                OptOut,
-                and_(
-                    OptOut.business_id == ClientPhone.business_id,
-                    OptOut.number == ClientPhone.number,
-                ),
+            select(Client.id).where(
+                Client.business_id == business_id, Client.id.in_(client_ids), _opted_out_clause()
             )
-            .where(ClientPhone.business_id == business_id, ClientPhone.client_id.in_(client_ids))
         ).scalars()
     )
     for row in rows:
