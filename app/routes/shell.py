@@ -47,7 +47,7 @@ def inbox():
         folder=folder,
         query=query,
         after=after,
-        through=None if after else through,
+        through=through,
     )
     context = dict(page=page, folder=folder, query=query, folders=inbox_service.FOLDERS)
     if is_htmx_request() and after is not None:
