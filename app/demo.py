@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     from app import create_app
     from app.cli import DEMO_EMAIL, DEMO_PASSWORD, seed_demo_business
     from app.inprocess_worker import start_inprocess_worker
-    from app.services import inbound, texting
+    from app.services import texting
     from sandbox.server import start_sandbox
 
     app = create_app()
@@ -88,7 +88,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     with app.app_context():
         texting.schedule_periodic_jobs()  # verification checks and the daily release
-        inbound.schedule_sweep()  # long texts whose parts stopped coming, lost jobs
     start_inprocess_worker(app)
 
     print(

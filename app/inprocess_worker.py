@@ -1,5 +1,7 @@
 """The RQ worker and scheduler inside the app's own process, for development and the demo
-(production runs `rq worker --with-scheduler` processes against real Redis instead)."""
+(production runs `rq worker --with-scheduler --worker-class app.worker.Worker` processes
+against real Redis instead). Its loop also beats as a worker's watchman does (`app.worker`),
+so the demo recovers from lost hand-overs and runs the inbound sweep too."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from rq.timeouts import TimerDeathPenalty
 
 import jobs
 from app.services.queues import QUEUE_NAMES
+from app.worker import watch
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,7 @@ class InProcessWorker:
     def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
+                watch(self.app, "in-process")
                 run_pending_jobs(self.app)
             except Exception as error:  # keep the worker alive; a job's own failure is in RQ
                 log.exception("in-process worker loop failed")

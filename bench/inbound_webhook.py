@@ -32,7 +32,7 @@ throughput: wrk (Debian package `wrk`) posts pre-signed bodies, signed right bef
     at their peak rate on 2 cores; more only queue requests (at 16 the bare route's own p99 is
     80-100 ms and both rates drop), so p99 then measures the queue, not the route.
 
-latency: starts `rq worker` processes (SimpleWorker, as in production) and signs in as the
+latency: starts `rq worker` processes (app.worker.Worker, as in production) and signs in as the
     owner, opens N `/events` streams, then sends texts one after another, from S clients in
     turn (each one's first text starts a conversation, the rest go to an existing one), and
     times each from the webhook's 2xx to the arrival of its `message.created` and
@@ -313,7 +313,7 @@ class Processes:
         self.pids["rq"] = [
             self.start(
                 f"rq-{n}",
-                [rq, "worker", "--worker-class", "rq.worker.SimpleWorker", "--url", redis_url],
+                [rq, "worker", "--worker-class", "app.worker.Worker", "--url", redis_url],
             ).pid
             for n in range(count)
         ]
@@ -681,7 +681,7 @@ def run_latency(args, scenario: dict, processes: Processes) -> int:
 
     print(
         f"gunicorn -c gunicorn.conf.py: gevent, {args.web_workers} workers (cores: "
-        f"{os.cpu_count()}); {args.rq_workers} rq SimpleWorkers; {args.streams} streams opened "
+        f"{os.cpu_count()}); {args.rq_workers} rq workers; {args.streams} streams opened "
         f"in {opened_in:.2f} s; {args.texts} texts one after another from {len(senders)} "
         "clients"
     )

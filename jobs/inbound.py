@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from app.models.types import utcnow
-from app.services import inbound, periodic
+from app.services import inbound
 from jobs import app_job
 
 
@@ -25,11 +25,7 @@ def release_held_texts(business_id: int) -> None:
 
 @app_job
 def sweep(now: str | None = None) -> None:
-    """Every minute: long texts whose parts stopped coming are shown incomplete, parts whose
-    job was lost are handled, held texts of verified numbers are released."""
-    try:
-        inbound.sweep(now=datetime.fromisoformat(now) if now else utcnow())
-    finally:
-        periodic.schedule_next(
-            sweep, inbound.SWEEP_EVERY, name="inbound-sweep", timeout=inbound.SWEEP_TIMEOUT
-        )
+    """Every minute (queued by the workers' recovery check, `inbound.check_recovery`): long
+    texts whose parts stopped coming are shown incomplete, parts whose handling failed are
+    handled, held texts of verified numbers are released."""
+    inbound.sweep(now=datetime.fromisoformat(now) if now else utcnow())

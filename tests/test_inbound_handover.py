@@ -1,7 +1,8 @@
 """The webhook hands stored parts to a draining job through a Redis list: a burst of texts
 queues one job (not one per text), every part is handled exactly once, a part that arrives
-while a drain runs never waits for the next burst, and a part a dead worker took is handled
-by the sweep."""
+while a drain runs never waits for the next burst, and the frequent recovery check hands over
+again what a dead worker had taken or a dead web process never handed over (moving the clock
+here; tests/test_crash_recovery.py kills real worker processes)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 
+from app.extensions import get_redis
 from app.models.types import utcnow
 from app.services import inbound, queues
 from tests.inbound_helpers import (
@@ -70,12 +72,98 @@ def test_a_drain_with_a_full_batch_asks_another_worker_to_help(app, client, busi
     assert _drain_jobs_queued(app) == 1  # the helper, which will find the list empty
 
 
-def test_a_part_taken_by_a_worker_that_died_is_handled_by_the_sweep(app, client, business):
+def _take_as(worker: str) -> list[str]:
+    """What a drain running on `worker` does first: it takes the waiting parts."""
+    queues.start_draining(inbound.NEW_PARTS)
+    return queues.take(inbound.NEW_PARTS, 10, worker)
+
+
+def test_a_part_taken_by_a_worker_that_is_gone_is_handed_over_again_by_the_check(
+    app, client, business, run_jobs
+):
     deliver(client, text_fields("taken, then the worker died"))
     with app.app_context():
-        queues.start_draining(inbound.NEW_PARTS)
-        assert len(queues.take(inbound.NEW_PARTS, 10)) == 1  # …and never handled
+        queues.get_queue().empty()
+        assert len(_take_as("worker-1")) == 1  # …and never handled
+        get_redis().delete(queues.alive_key("worker-1"))  # its watchman stopped: it is gone
 
-        inbound.sweep(now=utcnow() + inbound.LOST_JOB_AFTER + timedelta(seconds=1))
+        inbound.check_recovery(now=utcnow())
 
+    run_jobs()
     assert [m.body for m in inbound_messages(app)] == ["taken, then the worker died"]
+
+
+def test_a_part_in_the_hands_of_a_live_worker_is_left_to_it(app, client, business):
+    deliver(client, text_fields("being handled"))
+    with app.app_context():
+        queues.get_queue().empty()
+        _take_as("worker-1")  # alive: the take said so, and its watchman keeps saying it
+
+        inbound.check_recovery(now=utcnow() + inbound.HANDOVER_GRACE + timedelta(seconds=1))
+
+        assert get_redis().llen(inbound.NEW_PARTS) == 0
+    assert _drain_jobs_queued(app) == 0
+    assert inbound_messages(app) == []
+
+
+def test_a_handled_part_leaves_the_workers_hands(app, client, business, run_jobs):
+    deliver(client, text_fields("handled"))
+    run_jobs()
+    with app.app_context():
+        assert queues.in_hand(inbound.NEW_PARTS) == set()
+
+
+def test_a_part_stored_but_never_handed_over_is_handed_over_by_the_check(
+    app, client, business, run_jobs, monkeypatch
+):
+    with monkeypatch.context() as patch:
+        patch.setattr(inbound, "queue_part", lambda part_id: None)  # the web process died here
+        deliver(client, text_fields("stored, never queued"))
+    with app.app_context():
+        inbound.check_recovery(now=utcnow())  # too soon to tell from a hand-over under way
+    run_jobs()
+    assert inbound_messages(app) == []
+
+    with app.app_context():
+        inbound.check_recovery(now=utcnow() + inbound.HANDOVER_GRACE + timedelta(seconds=1))
+    run_jobs()
+
+    assert [m.body for m in inbound_messages(app)] == ["stored, never queued"]
+
+
+def test_a_part_waiting_in_the_list_is_not_handed_over_again(app, client, business):
+    deliver(client, text_fields("waiting for a worker"))
+    with app.app_context():
+        inbound.check_recovery(now=utcnow() + inbound.HANDOVER_GRACE + timedelta(seconds=1))
+
+        assert get_redis().llen(inbound.NEW_PARTS) == 1
+
+
+def test_a_drain_job_lost_before_it_started_is_replaced_by_the_check(app, client, business):
+    deliver(client, text_fields("its drain was lost"))
+    with app.app_context():
+        queues.get_queue().empty()  # a worker took the drain job and died before it started
+        inbound.check_recovery(now=utcnow())
+        assert _drain_jobs_queued(app) == 0  # its wake flag says a drain is coming…
+        get_redis().delete(inbound.NEW_PARTS + ":wake")  # …until the flag lapses
+
+        inbound.check_recovery(now=utcnow())
+
+    assert _drain_jobs_queued(app) == 1
+
+
+def _sweeps_queued(app) -> int:
+    with app.app_context():
+        return sum(1 for job in queues.get_queue().get_jobs() if job.func_name.endswith(".sweep"))
+
+
+def test_the_check_queues_the_sweep_once_a_minute_without_any_text(app):
+    with app.app_context():
+        now = utcnow()
+        inbound.check_recovery(now=now)
+        inbound.check_recovery(now=now + inbound.SWEEP_EVERY - timedelta(seconds=1))
+        assert _sweeps_queued(app) == 1
+
+        inbound.check_recovery(now=now + inbound.SWEEP_EVERY)
+
+    assert _sweeps_queued(app) == 2

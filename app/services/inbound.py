@@ -16,8 +16,32 @@ The job (`handle_part`) turns parts into one `Message`:
   other rolls back, so a text becomes one message, exactly once.
 - The periodic `sweep` (every minute) assembles groups still missing parts after
   CONCAT_TIMEOUT into a message marked `incomplete` (the gaps show as "…"), and handles again
-  any part left unhandled for LOST_JOB_AFTER (its job was lost). A part that arrives after its
-  message was shown incomplete fills its gap in. Nothing is ever lost.
+  any part left unhandled for LOST_JOB_AFTER (its handling failed). A part that arrives after
+  its message was shown incomplete fills its gap in. Nothing is ever lost.
+
+Crash recovery takes seconds (issue 10 item 6). A part can be left behind three ways, and the
+frequent `check_recovery` (every CHECK_EVERY, run by whichever worker's watchman gets there
+first, `app.worker`) finds each:
+
+- A worker killed mid-drain: the parts it had taken are in its own list in Redis
+  (`queues.take`) until handled, and its `alive:` key lapses within ALIVE_SECONDS of its death;
+  the check puts them back at the front of the hand-over list and wakes a drain
+  (`queues.reclaim`). At most ALIVE_SECONDS + CHECK_EVERY, plus a drain's start.
+- A web process killed between storing a part and handing it over: the part is unhandled in
+  the database and nowhere in Redis. The check looks at the parts received between
+  CHECK_LOOKS_BACK and HANDOVER_GRACE ago that are still unhandled (an index range on
+  `handled_at, received_at`: on a healthy system a handful, the parts of long texts waiting for
+  the rest), leaves out those in Redis (`queues.in_hand`), and hands the rest over again. At
+  most HANDOVER_GRACE + CHECK_EVERY. A waiting part of a long text, or one whose handling
+  failed, is so handed over again every check until it is CHECK_LOOKS_BACK old (then it is
+  the sweep's): a few cheap no-op handlings, and a quick retry after a passing error.
+- A drain job lost before it started: its wake flag lapses within WAKE_EXPIRES and the check
+  wakes a drain for whatever waits in the list.
+
+The check also queues the sweep when it is due (`periodic.queue_when_due`): a sweep whose job
+died holds nothing up, the next check queues the next one on time, with no text needed.
+Handing a part over twice, or handling it after it was handled, changes nothing: the
+conditional claim (`_claim_parts`) lets exactly one handling make its message.
 
 CONCAT_TIMEOUT is 10 minutes: carriers usually deliver the parts of a text within seconds, but
 a handset or network that retries can hold one back for minutes. Ten minutes catches nearly all
@@ -91,8 +115,10 @@ from app.services.phones import display_phone, store_sender
 log = logging.getLogger(__name__)
 
 CONCAT_TIMEOUT = timedelta(minutes=10)  # see the module docstring
-LOST_JOB_AFTER = timedelta(minutes=1)  # a part unhandled this long: its job was lost
+LOST_JOB_AFTER = timedelta(minutes=1)  # a part unhandled this long: the sweep handles it
 SWEEP_EVERY = timedelta(minutes=1)
+HANDOVER_GRACE = timedelta(seconds=2)  # a stored part not in Redis this long was never handed over
+CHECK_LOOKS_BACK = timedelta(seconds=15)  # older ones are the sweep's (a few missed checks' worth)
 DO_NOT_REPLY_EVERY = timedelta(days=1)
 RELEASE_CHECK_WINDOW = timedelta(days=1)  # the sweep re-checks numbers verified this recently
 JOB_TIMEOUT = 60  # seconds: database work only; replies are sent by their own jobs
@@ -101,7 +127,6 @@ MAX_CONCAT_TOTAL = 255  # the concatenation header counts parts in one byte
 MAX_TEXT_LENGTH = 2000  # one part is at most 160 characters; anything near this is junk
 MISSING_PART = "…"  # where a part that never arrived would go
 BINARY_BODY = "(A binary message, which can't be shown as text.)"
-ENSURE_SWEEP_EVERY_SECONDS = 30.0  # how often a web process re-checks the sweep's schedule
 
 # --- The webhook's fields -----------------------------------------------------------------
 
@@ -272,7 +297,6 @@ def record_part(fields: InboundFields, *, now: datetime) -> int | None:
     if part_id is None:
         return None
     queue_part(part_id)
-    _ensure_sweep_now_and_then()
     return part_id
 
 
@@ -291,16 +315,19 @@ def queue_part(part_id: int) -> None:
 
 def handle_new_parts() -> int:
     """The draining job: handles the parts the webhook handed over, oldest first, until none
-    are left; returns how many it took. A full batch wakes a second drain, so a burst is
-    shared between workers; after DRAIN_SECONDS the rest is left to that drain (the job's
-    timeout is never reached). A part that fails is logged and left to the sweep."""
+    are left; returns how many it took. Each part stays in this worker's list in Redis until it
+    is handled, so a worker killed mid-drain loses none (see `check_recovery`). A full batch
+    wakes a second drain, so a burst is shared between workers; after DRAIN_SECONDS the rest is
+    left to that drain (the job's timeout is never reached). A part that fails is logged and
+    left to the recovery check and the sweep."""
     from jobs.inbound import handle_new_parts as drain_job
 
     queues.start_draining(NEW_PARTS)
+    taker = queues.current_taker()
     started = time.monotonic()
     taken = 0
     while True:
-        batch = queues.take(NEW_PARTS, DRAIN_BATCH)
+        batch = queues.take(NEW_PARTS, DRAIN_BATCH, taker)
         if not batch:
             return taken
         if len(batch) == DRAIN_BATCH:
@@ -308,32 +335,55 @@ def handle_new_parts() -> int:
         for part_id in batch:
             try:
                 handle_part(int(part_id), now=utcnow())
-            except Exception:  # the sweep handles it after LOST_JOB_AFTER
+            except Exception:  # tried again by the check, then by the sweep
                 db.session.rollback()
-                log.exception("inbound part %s could not be handled; the sweep retries", part_id)
+                log.exception("inbound part %s could not be handled; tried again later", part_id)
+            queues.done(NEW_PARTS, part_id, taker)
         taken += len(batch)
         if time.monotonic() - started > DRAIN_SECONDS:
             queues.wake(NEW_PARTS, drain_job, timeout=JOB_TIMEOUT)
             return taken
 
 
-_sweep_checked_at = 0.0
-
-
-def _ensure_sweep_now_and_then() -> None:
-    """Makes sure the sweep is scheduled, at most every ENSURE_SWEEP_EVERY_SECONDS per process
-    (the webhook is hot; the check is one Redis command)."""
-    global _sweep_checked_at
-    if time.monotonic() - _sweep_checked_at < ENSURE_SWEEP_EVERY_SECONDS:
-        return
-    schedule_sweep()
-    _sweep_checked_at = time.monotonic()
-
-
-def schedule_sweep() -> None:
+def check_recovery(*, now: datetime) -> None:
+    """The frequent check (see the module docstring): parts a dead worker had taken go back to
+    the hand-over list, parts stored but never handed over are handed over, a drain is woken
+    for whatever waits, and the sweep is queued when due. Cheap when nothing is wrong: three
+    Redis scripts and one index range query returning no rows."""
+    from jobs.inbound import handle_new_parts as drain_job
     from jobs.inbound import sweep as sweep_job
 
-    periodic.ensure_scheduled(sweep_job, SWEEP_EVERY, name="inbound-sweep", timeout=SWEEP_TIMEOUT)
+    moved, waiting = queues.reclaim(NEW_PARTS)
+    if moved:
+        log.warning("%s inbound parts taken by a worker that is gone were handed over again", moved)
+    for part_id in _parts_never_handed_over(now):
+        log.warning("inbound part %s was stored but never handed over; handing it over", part_id)
+        queues.hand_over(NEW_PARTS, str(part_id), drain_job, timeout=JOB_TIMEOUT)
+    if waiting:
+        queues.wake(NEW_PARTS, drain_job, timeout=JOB_TIMEOUT)
+    periodic.queue_when_due(
+        sweep_job, SWEEP_EVERY, name="inbound-sweep", now=now, timeout=SWEEP_TIMEOUT
+    )
+
+
+def _parts_never_handed_over(now: datetime) -> list[int]:
+    """Unhandled parts received between CHECK_LOOKS_BACK and HANDOVER_GRACE ago that are
+    nowhere in Redis: waiting in the list or in a worker's hands is not lost."""
+    recent = list(
+        db.session.execute(
+            db.select(InboundPart.id)
+            .where(
+                InboundPart.handled_at.is_(None),
+                InboundPart.received_at >= now - CHECK_LOOKS_BACK,
+                InboundPart.received_at < now - HANDOVER_GRACE,
+            )
+            .order_by(InboundPart.received_at, InboundPart.id)
+        ).scalars()
+    )
+    if not recent:
+        return []
+    in_hand = queues.in_hand(NEW_PARTS)
+    return [part_id for part_id in recent if str(part_id) not in in_hand]
 
 
 # --- Routing --------------------------------------------------------------------------------

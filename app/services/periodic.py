@@ -10,13 +10,22 @@ id of the run the chain expects next under `periodic:<name>`, so however many pl
   (or none is), in one atomic step; a stray run (a retry, a duplicate) does its work and stops.
 - The key expires a few periods after the expected run was due, so a chain lost with a Redis
   restart or a dead worker is started again by the next `ensure_scheduled`.
+
+A chain stalls when a run dies (its key blocks a new chain until it expires) and when the
+worker holding RQ's scheduler lock dies (no delayed job runs until another worker takes the
+lock, minutes later). A job that must not wait on either is queued by the workers' frequent
+recovery check instead (`queue_when_due`, asked every second by `app.worker`): the next due
+time is stored under `periodic:<name>:due`, and whichever check finds it passed moves it on
+and queues a run at once, in one atomic step. A run that dies holds nothing up: the next one
+is queued when its time comes. Such runs may overlap when one lasts longer than its period,
+so their jobs must be safe to run at once.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from rq import get_current_job
@@ -73,4 +82,31 @@ def schedule_next(
     ):
         return False
     enqueue(func, delay=every, job_id=job_id, timeout=timeout)
+    return True
+
+
+# Is the run due (no due time stored, or ARGV[1] at or past it)? Then store the next due time.
+_DUE_SCRIPT = """
+local due = redis.call('GET', KEYS[1])
+if due and tonumber(due) > tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+def queue_when_due(
+    func: Callable[..., Any],
+    every: timedelta,
+    *,
+    name: str,
+    now: datetime,
+    timeout: int = 300,
+) -> bool:
+    """Queues `func` now if `every` has passed since the last run of `name` was queued (or none
+    ever was), once however many callers ask at the same moment. True if it queued one."""
+    due = get_redis().register_script(_DUE_SCRIPT)
+    moment = now.timestamp()
+    if not due(keys=[f"{_key(name)}:due"], args=[moment, moment + every.total_seconds()]):
+        return False
+    enqueue(func, timeout=timeout)
     return True

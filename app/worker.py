@@ -1,0 +1,86 @@
+"""Twoway's RQ worker: RQ's SimpleWorker with a watchman thread that keeps recovery to seconds.
+
+Production runs `rq worker --with-scheduler --worker-class app.worker.Worker`. Every second
+(CHECK_EVERY) the watchman of each worker process
+
+- says its worker is alive (`queues.keep_alive`, under the worker's RQ name, which is also the
+  name the worker takes hand-over items under), however long the job in hand runs: RQ's own
+  registration cannot tell a dead SimpleWorker from a busy one for minutes;
+- runs the recovery checks (`inbound.check_recovery`) unless another worker's watchman already
+  ran them this second (a Redis key, SET NX with a one-second expiry).
+
+A thread, not a job: a periodic job waits for a free worker (all of them may be busy draining
+a flood) and for RQ's scheduler, which stops for minutes when the worker holding its lock
+dies. A watchman runs wherever a worker process lives, and dies with it; the surviving ones
+carry on. The checks are cheap (a few Redis commands and one index range query a second, for
+all workers together).
+
+The in-process worker of the demo (`app.inprocess_worker`) calls `watch` from its own loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from flask import Flask
+from rq import SimpleWorker
+
+from app.extensions import get_redis
+from app.models.types import utcnow
+from app.services import inbound, queues
+
+log = logging.getLogger(__name__)
+
+CHECK_EVERY = 1.0  # seconds between a watchman's beats, and between recovery checks
+CHECK_KEY = "recovery-check"  # held by the watchman that runs this second's checks
+
+
+def watch(app: Flask, worker_name: str) -> None:
+    """One beat: `worker_name` is alive, and the recovery checks run unless another watchman
+    ran them less than CHECK_EVERY ago."""
+    with app.app_context():
+        queues.keep_alive(worker_name)
+        if get_redis().set(CHECK_KEY, worker_name, nx=True, px=int(CHECK_EVERY * 1000)):
+            inbound.check_recovery(now=utcnow())
+
+
+class Watchman:
+    """A daemon thread calling `watch` every CHECK_EVERY until stopped (or its process dies)."""
+
+    def __init__(self, app: Flask, worker_name: str):
+        self.app = app
+        self.worker_name = worker_name
+        self._stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="twoway-watchman", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                watch(self.app, self.worker_name)
+            except Exception:  # Redis or the database away for a moment: try next beat
+                log.exception("recovery watchman beat failed")
+            self._stopping.wait(CHECK_EVERY)
+
+    def start(self) -> Watchman:
+        self.thread.start()
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stopping.set()
+        self.thread.join(timeout)
+
+
+class Worker(SimpleWorker):
+    """RQ's SimpleWorker (each job in the worker's own process, which builds the app once)
+    plus the watchman."""
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        import jobs
+
+        watchman = Watchman(jobs.job_app(), self.name).start()
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            watchman.stop()
