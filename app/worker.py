@@ -6,8 +6,9 @@ Production runs `rq worker --with-scheduler --worker-class app.worker.Worker`. E
 - says its worker is alive (`queues.keep_alive`, under the worker's RQ name, which is also the
   name the worker takes hand-over items under), however long the job in hand runs: RQ's own
   registration cannot tell a dead SimpleWorker from a busy one for minutes;
-- runs the recovery checks (`inbound.check_recovery`) unless another worker's watchman already
-  ran them this second (a Redis key, SET NX with a one-second expiry).
+- runs the recovery checks (`inbound.check_recovery`, which also queues the inbound sweep when
+  due, and `sending.queue_sweep_when_due`) unless another worker's watchman already ran them
+  this second (a Redis key, SET NX with a one-second expiry).
 
 A thread, not a job: a periodic job waits for a free worker (all of them may be busy draining
 a flood) and for RQ's scheduler, which stops for minutes when the worker holding its lock
@@ -29,7 +30,7 @@ from rq import SimpleWorker
 
 from app.extensions import get_redis
 from app.models.types import utcnow
-from app.services import inbound, queues
+from app.services import inbound, queues, sending
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,9 @@ def watch(app: Flask, worker_name: str) -> None:
     with app.app_context():
         queues.keep_alive(worker_name)
         if get_redis().set(CHECK_KEY, worker_name, nx=True, px=int(CHECK_EVERY * 1000)):
-            inbound.check_recovery(now=utcnow())
+            now = utcnow()
+            inbound.check_recovery(now=now)
+            sending.queue_sweep_when_due(now=now)
 
 
 class Watchman:

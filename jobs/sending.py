@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from app.models.types import utcnow
-from app.services import periodic, sending
+from app.services import sending
 from jobs import app_job
 
 
@@ -18,14 +18,7 @@ def send_message(message_id: int) -> None:
 
 @app_job
 def sweep(now: str | None = None) -> None:
-    """Every minute: parts whose worker died mid-send become unknown (never sent blindly
-    again), and messages whose job was lost are queued again."""
-    try:
-        sending.sweep(now=datetime.fromisoformat(now) if now else utcnow())
-    finally:
-        periodic.schedule_next(
-            sweep,
-            sending.SWEEP_EVERY,
-            name="sending-sweep",
-            timeout=sending.SEND_JOB_TIMEOUT,
-        )
+    """Every minute (queued by the workers' watchman, `sending.queue_sweep_when_due`): parts
+    whose worker died mid-send become unknown (never sent blindly again), and messages whose
+    job was lost are queued again."""
+    sending.sweep(now=datetime.fromisoformat(now) if now else utcnow())

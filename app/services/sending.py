@@ -197,14 +197,16 @@ def _queue(message_id: int, delay: timedelta | None = None) -> None:
     from jobs.sending import send_message
 
     enqueue(send_message, message_id, timeout=SEND_JOB_TIMEOUT, delay=delay)
-    schedule_sweep()
 
 
-def schedule_sweep() -> None:
-    """Makes sure the periodic sweep runs (one Redis command when it already does)."""
+def queue_sweep_when_due(*, now: datetime) -> None:
+    """Queues the sweep every SWEEP_EVERY (the workers' watchman asks every second,
+    `app.worker`): a sweep whose job died is followed by the next one on time."""
     from jobs.sending import sweep
 
-    periodic.ensure_scheduled(sweep, SWEEP_EVERY, name="sending-sweep", timeout=SEND_JOB_TIMEOUT)
+    periodic.queue_when_due(
+        sweep, SWEEP_EVERY, name="sending-sweep", now=now, timeout=SEND_JOB_TIMEOUT
+    )
 
 
 # --- The job ----------------------------------------------------------------------------------
