@@ -54,13 +54,15 @@ def enqueue(
 #   (`<list>:taken:<taker>`, the taker being the RQ worker's name) and registers the taker;
 #   `done` removes an item from it once handled (after the commit: an item handled and not yet
 #   acknowledged is simply handled again, which the owner makes a no-op).
-# - A taker is alive while its `alive:<taker>` key is (ALIVE_SECONDS). RQ's own registration
-#   cannot say so in seconds: a SimpleWorker running a job sends no heartbeat, and its key
-#   lives for the job's timeout plus a minute. So each `take` renews the key, and Twoway's
-#   worker class (`app.worker`) renews it every second from a thread of its own, however long
-#   the job in hand runs.
+# - A taker counts as alive while its `alive:<taker>` key exists: it lapses ALIVE_SECONDS after
+#   its last renewal. RQ's own registration cannot tell in seconds: a SimpleWorker running a
+#   job sends no heartbeat, and its key lives for the job's timeout plus a minute. So each
+#   `take` renews the key, and Twoway's worker class (`app.worker`) renews it every second
+#   from a thread of its own, however long the job in hand runs.
 # - `reclaim`, called by the frequent recovery check, puts the items of every taker that is no
-#   longer alive back at the front of the list, in order, in one atomic step, and wakes a drain.
+#   longer alive back at the front of the list, in order, in one atomic step; the check then
+#   wakes a drain. A live taker judged gone (its process starved for ALIVE_SECONDS) only
+#   costs a second handling of its items; the owner's claim lets one of the two count.
 # - A wake flag lives WAKE_EXPIRES: a drain job lost before it started (its worker died, or the
 #   web process between the flag and the enqueue) stops blocking new wakes within seconds.
 
