@@ -116,3 +116,27 @@ def test_a_response_is_closed_exactly_once_when_the_request_ends_normally() -> N
         _stop(server, thread)
     assert response.endswith(b"\r\n\r\nok"), response
     assert [body.closes for body in bodies] == [1]
+
+
+def test_waiting_for_requests_returns_only_once_the_running_one_has_ended() -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        entered.set()
+        release.wait(timeout=30)
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    server, thread = _serve(slow_app)
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_port)) as client:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert entered.wait(timeout=10), "the request never reached the app"
+            still_running = not server.wait_for_requests(timeout=0.5)
+            release.set()
+            while client.recv(65536):
+                pass
+    finally:
+        release.set()
+        _stop(server, thread)
+    assert still_running
