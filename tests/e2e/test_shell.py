@@ -37,6 +37,7 @@ def horizontal_scroll_width(page: Page) -> int:
 def assert_bottom_bar_fits_the_phone(page: Page) -> None:
     """The navigation is a bar docked to the bottom of the 360×740 screen, with thumb-sized
     items, no sideways scrolling, and nothing of the page hidden under it."""
+    page.wait_for_load_state()  # app.css applied: the layout measured is the one people see
     nav = main_navigation(page)
     expect(nav).to_be_visible()
     box = nav.bounding_box()
@@ -63,6 +64,7 @@ def assert_bottom_bar_fits_the_phone(page: Page) -> None:
 
 def assert_side_bar_beside_the_content(page: Page) -> None:
     """The navigation runs down the left edge of the 1280×800 window, the page beside it."""
+    page.wait_for_load_state()  # app.css applied: the layout measured is the one people see
     nav = main_navigation(page)
     expect(nav).to_be_visible()
     box = nav.bounding_box()
