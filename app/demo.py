@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 
-from werkzeug.serving import run_simple
-
 DEMO_DEFAULTS = {
     "SANDBOX": "1",
     "VONAGE_PLAIN_HTTP": "1",
@@ -45,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from flask_migrate import upgrade
 
-    from app import create_app
+    from app import create_app, dev_server
     from app.cli import DEMO_EMAIL, DEMO_PASSWORD, seed_demo_business
     from app.inprocess_worker import start_inprocess_worker
     from app.services import texting
@@ -99,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         "  Stop with Ctrl+C.\n",
         flush=True,
     )
-    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+    dev_server.DevServer(args.host, args.port, app).serve_forever()  # until Ctrl+C
 
 
 if __name__ == "__main__":

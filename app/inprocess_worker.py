@@ -22,11 +22,21 @@ log = logging.getLogger(__name__)
 
 class ThreadWorker(SimpleWorker):
     """A SimpleWorker that can run outside the main thread: signals belong to the main one, so
-    no signal handlers, and job time-outs are enforced by a timer instead of SIGALRM."""
+    no signal handlers, and job time-outs are enforced by a timer instead of SIGALRM.
+
+    It listens for no commands on rq's pub/sub channel either (`rq`'s shutdown and kill-job
+    commands): it is stopped by `InProcessWorker.stop()`. Each burst would otherwise subscribe
+    and unsubscribe a pub/sub thread, and stopping that thread can take a minute on real Redis:
+    rq reads it with a 60 s timeout, and when the unsubscribe reply wakes it before rq clears
+    its running flag it goes back to wait 60 s for a subscription, which redis-py 8's
+    `PubSubWorkerThread.stop()` joins. Jobs due meanwhile would wait that long."""
 
     death_penalty_class = TimerDeathPenalty
 
     def _install_signal_handlers(self) -> None:
+        pass
+
+    def subscribe(self) -> None:
         pass
 
 

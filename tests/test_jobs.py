@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from rq import get_current_job
+from rq.command import PUBSUB_CHANNEL_TEMPLATE
+
 from app.inprocess_worker import start_inprocess_worker
 from app.services.mail import send_email
 from app.services.queues import enqueue, get_queue
@@ -58,3 +61,21 @@ def test_the_in_process_worker_runs_queued_jobs_in_the_background(app, mailbox):
         worker.stop()
     assert [email["Subject"] for email in mailbox()] == ["background"]
     assert not worker.thread.is_alive()
+
+
+def subscribers_to_my_workers_command_channel() -> int:
+    """A job: how many listen on the rq command channel of the worker running it."""
+    job = get_current_job()
+    channel = PUBSUB_CHANNEL_TEMPLATE % job.worker_name
+    [(_, subscribers)] = job.connection.pubsub_numsub(channel)
+    return subscribers
+
+
+def test_the_in_process_worker_listens_on_no_command_channel(app, run_jobs):
+    """Its pub/sub thread could hold up a stop (or the next jobs) for a minute on real Redis."""
+    with app.app_context():
+        job = enqueue(subscribers_to_my_workers_command_channel)
+    run_jobs()
+    job.refresh()
+    assert job.is_finished, job.latest_result()
+    assert job.return_value() == 0

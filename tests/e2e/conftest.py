@@ -1,7 +1,8 @@
 """Fixtures for browser tests: the real app on a real port, and Chromium pages to drive it.
 
 `live_server` serves the `app` fixture (same database and Redis as the rest of the suite) from
-a threaded werkzeug server, with the job worker running beside it as the demo runs it.
+the demo's threaded werkzeug server (`app.dev_server`: it closes every response, also when the
+browser drops a connection), with the job worker running beside it as the demo runs it.
 `phone` (360×740, touch) and `desktop` (1280×800) are fresh Playwright pages in Debian's
 Chromium (`CHROMIUM_PATH`, default /usr/bin/chromium; Playwright never downloads a browser
 here).
@@ -15,7 +16,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +27,10 @@ from typing import Any
 import pytest
 from flask import Flask, got_request_exception
 from playwright.sync_api import Browser, Error, Page, Playwright, expect, sync_playwright
-from werkzeug.serving import make_server
 
+from app import dev_server
 from app.inprocess_worker import start_inprocess_worker
+from app.services import events
 from tests.conftest import PASSWORD
 
 E2E_DIR = Path(__file__).parent
@@ -96,14 +100,15 @@ def live_server(app: Flask) -> Iterator[LiveServer]:
     """Serves `app` on 127.0.0.1 and a free port until the test ends; runs its jobs meanwhile.
 
     The test fails if a request raised an exception in the app (a 500 the browser may not
-    show) or the worker loop broke. Event-stream heartbeats come every 2 s here.
+    show), the worker loop broke, or an event stream was never closed. Event-stream heartbeats
+    come every 2 s here.
     """
     # Request lines still reach pytest's captured log; this only stops werkzeug from adding
     # its own stderr handler, which printed every line twice in a failure's report.
     werkzeug_log = logging.getLogger("werkzeug")
     if not werkzeug_log.handlers:
         werkzeug_log.addHandler(logging.NullHandler())
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = dev_server.DevServer("127.0.0.1", 0, app)
     live = LiveServer(url=f"http://127.0.0.1:{server.server_port}", app=app)
     app.config["PUBLIC_URL"] = live.url  # links in emails and pages point at this server
     # A closed page's event stream ends at its next heartbeat: keep that soon, so streams of
@@ -125,12 +130,26 @@ def live_server(app: Flask) -> Iterator[LiveServer]:
     finally:
         worker.stop(timeout=30)
         server.shutdown()
+        # The browser pages are closed by now: their event streams end at the next heartbeat.
+        requests_ended = server.wait_for_requests(timeout=10)
         server.server_close()
         server_thread.join(timeout=10)
         got_request_exception.disconnect(record_error, app)
-    assert not worker.thread.is_alive(), "the job worker did not stop within 30 s"
+    # Every request has ended: a stream still in the hub is one whose close() never came.
+    open_streams = events.hub_for(app).open_streams
+    assert requests_ended, "requests to the live server were still running 10 s after the test"
+    assert not worker.thread.is_alive(), (
+        f"the job worker did not stop within 30 s; it is at:\n{_stack_of(worker.thread)}"
+    )
     assert not live.server_errors, f"the app raised while serving: {live.server_errors!r}"
     assert not worker.errors, f"the job worker loop raised: {worker.errors!r}"
+    assert not open_streams, f"{open_streams} event stream(s) never closed: still in the hub"
+
+
+def _stack_of(thread: threading.Thread) -> str:
+    """Where `thread` is right now, as a traceback (for a failure that says it is stuck)."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    return "".join(traceback.format_stack(frame)) if frame else "(not running)"
 
 
 # --- Chromium ---------------------------------------------------------------------------

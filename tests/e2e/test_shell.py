@@ -37,6 +37,7 @@ def horizontal_scroll_width(page: Page) -> int:
 def assert_bottom_bar_fits_the_phone(page: Page) -> None:
     """The navigation is a bar docked to the bottom of the 360×740 screen, with thumb-sized
     items, no sideways scrolling, and nothing of the page hidden under it."""
+    page.wait_for_load_state()  # app.css applied: the layout measured is the one people see
     nav = main_navigation(page)
     expect(nav).to_be_visible()
     box = nav.bounding_box()
@@ -63,6 +64,7 @@ def assert_bottom_bar_fits_the_phone(page: Page) -> None:
 
 def assert_side_bar_beside_the_content(page: Page) -> None:
     """The navigation runs down the left edge of the 1280×800 window, the page beside it."""
+    page.wait_for_load_state()  # app.css applied: the layout measured is the one people see
     nav = main_navigation(page)
     expect(nav).to_be_visible()
     box = nav.bounding_box()
@@ -141,5 +143,6 @@ def test_phone_user_can_sign_out_from_settings(
     sign_in(phone, business["owner"][1])
     main_navigation(phone).get_by_role("link", name="Settings", exact=True).tap()
     expect(heading(phone, "Settings")).to_be_visible()
-    phone.get_by_role("button", name="Sign out").tap()
+    # The page's own button: until app.css has loaded, the side bar's (hidden on a phone) shows.
+    phone.get_by_role("main").get_by_role("button", name="Sign out").tap()
     assert_signed_out(phone)
