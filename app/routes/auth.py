@@ -7,10 +7,12 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
+from app.models.types import utcnow
 from app.plans import DEFAULT_PLAN, PLANS
 from app.services import accounts
 from app.services.errors import ServiceError
 from app.services.places import COUNTRIES, time_zones
+from app.services.signin_guard import SignInPaused
 
 bp = Blueprint("auth", __name__)
 
@@ -77,13 +79,20 @@ def sign_in():
     email = request.form.get("email", "")
     try:
         user = accounts.authenticate(
-            email, request.form.get("password", ""), request.remote_addr or "unknown"
+            email,
+            request.form.get("password", ""),
+            request.remote_addr or "unknown",
+            now=utcnow(),
         )
+    except SignInPaused as error:
+        page = render_template(
+            "auth/sign_in.html", email=email, error=error, next=request.form.get("next", "")
+        )
+        return page, 429, {"Retry-After": str(error.retry_after)}
     except ServiceError as error:
-        status = 429 if error.message.startswith("Too many") else 401
         return render_template(
             "auth/sign_in.html", email=email, error=error, next=request.form.get("next", "")
-        ), status
+        ), 401
     login_user(user, remember=bool(request.form.get("remember")))
     return redirect(_safe_next(request.form.get("next")))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app, has_request_context, url_for
@@ -24,6 +24,9 @@ MIN_PASSWORD_LENGTH = 10
 RESET_TOKEN_MAX_AGE = timedelta(hours=1)
 INVITATION_LIFETIME = timedelta(days=7)
 INVITABLE_ROLES = ("admin", "staff")
+# Checked instead of a real hash when a sign-in's email has no account. Made once per process
+# by the same call (method and parameters) as every real hash, so the check costs the same.
+_DUMMY_PASSWORD_HASH = generate_password_hash(secrets.token_urlsafe(32))
 
 
 def normalise_email(email: str) -> str:
@@ -99,14 +102,17 @@ def sign_up(
     return owner
 
 
-def authenticate(email: str, password: str, remote_addr: str) -> User:
-    """The active user with this email and password. Raises ServiceError, and refuses for a
-    while after repeated failures (per email and per address) even with the right password."""
+def authenticate(email: str, password: str, remote_addr: str, now: datetime) -> User:
+    """The active user with this email and password. Raises ServiceError, or SignInPaused
+    (without checking the password) during the wait after repeated failures from this email or
+    address. An unknown email costs the same password check as a known one (against
+    `_DUMMY_PASSWORD_HASH`), so how long the answer takes doesn't tell whether it has an account;
+    a removed member's password is checked before their account's state, for the same reason."""
     email = email.strip().lower()
-    signin_guard.check_allowed(email, remote_addr)
+    signin_guard.take_try(email, remote_addr, now)
     user = db.session.execute(db.select(User).filter_by(email=email)).scalar_one_or_none()
-    if user is None or not check_password_hash(user.password_hash, password):
-        signin_guard.record_failure(email, remote_addr)
+    stored_hash = user.password_hash if user is not None else _DUMMY_PASSWORD_HASH
+    if not check_password_hash(stored_hash, password) or user is None:
         raise ServiceError("That email and password don't match an account.")
     if not user.is_active:
         raise ServiceError("This account has been removed from its business.")
