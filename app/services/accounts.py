@@ -191,13 +191,26 @@ def _require_settings_role(actor: User) -> None:
 
 
 def invite_staff(actor: User, email: str, role: str) -> Invitation:
-    """Invites someone to the actor's business by an emailed link."""
+    """Invites someone to the actor's business by an emailed link.
+
+    Inviting must not tell who uses Twoway: an email that already has an account at another
+    business (an email holds one account) gets the same answer and a stored invitation like
+    any other (listed, revocable, expiring), but its link is never sent: that person is emailed
+    that they were invited and can't join with this address. Someone already on the actor's
+    own team is no secret to the actor, so that is said plainly."""
     _require_settings_role(actor)
     email = normalise_email(email)
     if role not in INVITABLE_ROLES:
         raise ServiceError("Choose admin or staff.", field="role")
-    if _email_taken(email):
-        raise ServiceError("Someone with that email already has a Twoway account.", field="email")
+    existing = db.session.execute(db.select(User).filter_by(email=email)).scalar_one_or_none()
+    if existing is not None and existing.business_id == actor.business_id:
+        if existing.is_active:
+            raise ServiceError(f"{existing.name} is already on your team.", field="email")
+        raise ServiceError(
+            f"{existing.name} was removed from your team, and a removed account can't be "
+            "invited back.",
+            field="email",
+        )
     token = secrets.token_urlsafe(32)
     invitation = Invitation(
         business_id=actor.business_id,
@@ -209,16 +222,22 @@ def invite_staff(actor: User, email: str, role: str) -> Invitation:
     )
     db.session.add(invitation)
     db.session.commit()
-    link = public_url("auth.accept_invitation", token=token)
-    mail.send_email(
-        to=email,
-        subject=f"{actor.name} invited you to {actor.business.name} on Twoway",
-        body=(
-            f"Hello,\n\n{actor.name} invited you to join {actor.business.name} on Twoway as "
-            f"{role}, to text clients and answer them from a shared inbox.\n\n"
-            f"Accept within 7 days:\n\n{link}\n"
-        ),
+    subject = f"{actor.name} invited you to {actor.business.name} on Twoway"
+    invited = (
+        f"Hello,\n\n{actor.name} invited you to join {actor.business.name} on Twoway as {role}, "
+        "to text clients and answer them from a shared inbox."
     )
+    if existing is None:
+        link = public_url("auth.accept_invitation", token=token)
+        body = f"{invited}\n\nAccept within 7 days:\n\n{link}\n"
+    else:
+        body = (
+            f"{invited}\n\nThis email address already has a Twoway account, and an address "
+            "can belong to one account only, so the invitation can't be accepted with it. To "
+            f"join {actor.business.name}, ask {actor.name} to invite another address of yours."
+            f"\n\nTo use the account you have, sign in:\n\n{public_url('auth.sign_in_form')}\n"
+        )
+    mail.send_email(to=email, subject=subject, body=body)
     return invitation
 
 
