@@ -1,4 +1,5 @@
-"""Sign-up, sign-in, sign-out, password reset and accepting an invitation."""
+"""Sign-up (confirmed from its email), sign-in, sign-out, password reset and accepting an
+invitation."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def sign_up_form():
 def sign_up():
     form = request.form
     try:
-        owner = accounts.sign_up(
+        email = accounts.sign_up(
             business_name=form.get("business_name", ""),
             country=form.get("country", ""),
             time_zone=form.get("time_zone", ""),
@@ -60,6 +61,27 @@ def sign_up():
             countries=COUNTRIES,
             time_zones=time_zones(),
         ), 422
+    # The same page whether or not the email already has an account (no account discovery).
+    return render_template("auth/sign_up_sent.html", email=email)
+
+
+@bp.get("/sign-up/confirm/<token>")
+def confirm_sign_up_form(token: str):
+    # Opening the link changes nothing (mail scanners open links too): a button confirms.
+    try:
+        pending = accounts.pending_sign_up_for_token(token)
+    except ServiceError as error:
+        return render_template("auth/confirm_sign_up.html", pending=None, error=error), 400
+    return render_template("auth/confirm_sign_up.html", pending=pending, token=token, error=None)
+
+
+@bp.post("/sign-up/confirm/<token>")
+def confirm_sign_up(token: str):
+    try:
+        owner = accounts.confirm_sign_up(token)
+    except ServiceError as error:
+        return render_template("auth/confirm_sign_up.html", pending=None, error=error), 400
+    logout_user()
     login_user(owner)
     flash(f"Welcome to Twoway, {owner.name}. {owner.business.name} is ready.", "success")
     return redirect(url_for("shell.inbox"))
