@@ -54,14 +54,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _trust_proxies(app: Flask) -> None:
-    """Behind TRUSTED_PROXIES reverse proxies, the client's address (and the scheme and host)
-    is read that many hops back in the X-Forwarded-* headers, which only those proxies can
+    """Behind TRUSTED_PROXIES reverse proxies, the client's address and scheme are read that
+    many hops back in X-Forwarded-For and X-Forwarded-Proto, the hops only those proxies can
     have written. With 0 no such header is believed: anyone can send one, and the sign-in
-    guard counts failures by address."""
+    guard counts failures by address. The host is never taken from a header (links are built
+    on PUBLIC_URL)."""
     proxies = int(app.config["TRUSTED_PROXIES"] or 0)
     if proxies > 0:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=0, x_port=0, x_prefix=0
         )
 
 

@@ -94,7 +94,7 @@ ENVIRONMENT: dict[str, tuple[str | None, str]] = {
     ),
     "TRUSTED_PROXIES": (
         "0",
-        "Reverse proxies in front of the app that set X-Forwarded-For, -Proto, -Host and -Port; "
+        "Reverse proxies in front of the app that set X-Forwarded-For and X-Forwarded-Proto; "
         "the client address is read that many hops back. 0: no proxy headers are trusted.",
     ),
     "MAX_CONTENT_LENGTH": ("65536", "Largest request body accepted, in bytes."),

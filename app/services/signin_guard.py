@@ -8,7 +8,9 @@ the password being checked and without being counted, so a guesser gets at most 
 email per wait however fast it sends, while the real owner, who knows the password, is let in
 by the first try after a wait of at most `SIGNIN_MAX_DELAY_SECONDS` (a fixed 15-minute lockout
 let anyone who knew an email keep its owner out). A success clears the email's count; failures
-are forgotten an hour after the last try.
+are forgotten an hour after the last try. (One limit it has: a guesser who times a try for the
+very moment each wait ends takes that try before the owner can; a per-device allowance for
+browsers that signed in before, or an emailed sign-in link, would close that gap.)
 
 Taking a try is one Lua script over both counts (Redis runs it atomically), so every web
 process agrees and a burst of parallel requests cannot slip extra guesses into a wait: the try
