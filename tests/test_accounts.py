@@ -201,6 +201,22 @@ def test_the_holder_of_an_email_someone_signs_up_with_is_emailed_the_way_in(
     assert "/sign-up/confirm/" not in body
 
 
+def test_a_removed_member_whose_email_someone_signs_up_with_is_told_to_use_another_address(
+    app, actions, make_business, mailbox, run_jobs
+):
+    business = make_business(staff=("staff",))
+    with app.app_context():
+        db.session.get(User, business["staff"][0]).deactivated_at = utcnow()
+        db.session.commit()
+    _sign_up(actions, email=business["staff"][1])
+    run_jobs()
+
+    body = mailbox()[-1].get_body(("plain",)).get_content()
+    assert mailbox()[-1]["To"] == business["staff"][1]
+    assert "sign up with another address" in body
+    assert "/sign-up/confirm/" not in body
+
+
 def test_sign_up_takes_as_long_for_an_email_that_has_an_account_as_for_a_new_one(
     app, make_business
 ):
