@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, flash, redirect, request, url_for
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as app_config
 from app import templating
@@ -48,7 +49,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.cli import register_cli
 
     register_cli(app)
+    _trust_proxies(app)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXIES reverse proxies, the client's address and scheme are read that
+    many hops back in X-Forwarded-For and X-Forwarded-Proto, the hops only those proxies can
+    have written. With 0 no such header is believed: anyone can send one, and the sign-in
+    guard counts failures by address. The host is never taken from a header (links are built
+    on PUBLIC_URL)."""
+    proxies = int(app.config["TRUSTED_PROXIES"] or 0)
+    if proxies > 0:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=0, x_port=0, x_prefix=0
+        )
 
 
 def _apply_upload_limit() -> None:

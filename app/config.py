@@ -82,8 +82,21 @@ ENVIRONMENT: dict[str, tuple[str | None, str]] = {
     ),
     "SSE_HEARTBEAT_SECONDS": ("15", "Seconds between heartbeats on an open event stream."),
     "EVENTS_RETAINED": ("1000", "Events kept per business for replay after a reconnect."),
-    "SIGNIN_MAX_FAILURES": ("5", "Failed sign-ins per email (and per address) before a pause."),
-    "SIGNIN_LOCKOUT_SECONDS": ("900", "How long sign-in is refused after too many failures."),
+    "SIGNIN_FREE_FAILURES": (
+        "5",
+        "Failed sign-ins for one email (four times as many from one address) before each next "
+        "try must wait: 2 s, then twice as long each time, up to SIGNIN_MAX_DELAY_SECONDS.",
+    ),
+    "SIGNIN_MAX_DELAY_SECONDS": (
+        "30",
+        "Longest wait between sign-in tries after repeated failures; the right password is "
+        "accepted on the first try after it.",
+    ),
+    "TRUSTED_PROXIES": (
+        "0",
+        "Reverse proxies in front of the app that set X-Forwarded-For and X-Forwarded-Proto; "
+        "the client address is read that many hops back. 0: no proxy headers are trusted.",
+    ),
     "MAX_CONTENT_LENGTH": ("65536", "Largest request body accepted, in bytes."),
     "VAPID_PRIVATE_KEY": (
         None,
@@ -105,8 +118,9 @@ INT_SETTINGS = {
     "MAIL_PORT",
     "SSE_HEARTBEAT_SECONDS",
     "EVENTS_RETAINED",
-    "SIGNIN_MAX_FAILURES",
-    "SIGNIN_LOCKOUT_SECONDS",
+    "SIGNIN_FREE_FAILURES",
+    "SIGNIN_MAX_DELAY_SECONDS",
+    "TRUSTED_PROXIES",
     "MAX_CONTENT_LENGTH",
 }
 FLOAT_SETTINGS = {"VONAGE_TIMEOUT"}

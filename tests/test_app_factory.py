@@ -12,11 +12,11 @@ from app.config import ENVIRONMENT
 def test_environment_variables_override_defaults(monkeypatch, tmp_path):
     monkeypatch.setenv("PUBLIC_URL", "https://texts.example.com")
     monkeypatch.setenv("VONAGE_TIMEOUT", "4.5")
-    monkeypatch.setenv("SIGNIN_MAX_FAILURES", "7")
+    monkeypatch.setenv("SIGNIN_FREE_FAILURES", "7")
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/x.db"})
     assert app.config["PUBLIC_URL"] == "https://texts.example.com"
     assert app.config["VONAGE_TIMEOUT"] == 4.5
-    assert app.config["SIGNIN_MAX_FAILURES"] == 7
+    assert app.config["SIGNIN_FREE_FAILURES"] == 7
 
 
 def test_test_config_overrides_the_environment(monkeypatch):

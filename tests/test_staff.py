@@ -128,3 +128,55 @@ def test_a_removed_staff_members_open_session_stops_working(app, make_business):
         db.session.get(User, business["staff"][0]).deactivated_at = db.func.now()
         db.session.commit()
     assert staff_browser.get("/inbox").status_code == 302
+
+
+def test_inviting_an_email_that_already_has_an_account_answers_as_for_a_new_one(
+    actions, make_business
+):
+    business = make_business()
+    elsewhere = make_business()["owner"][1]
+    actions.sign_in(business["owner"][1])
+
+    answers = []
+    for email in (elsewhere, "new.hire@example.com"):
+        sent = actions.post("/settings/team/invitations", {"email": email, "role": "staff"})
+        team = page_text(actions.client.get(sent.headers["Location"]))
+        flashes = re.findall(r'<p class="flash[^"]*" role="status">([^<]*)</p>', team)
+        listed = f"<strong>{email}</strong>" in team  # among the pending invitations
+        answers.append((sent.status_code, sent.headers["Location"], flashes, listed))
+
+    assert answers[0] == (302, "/settings/team", [f"Invitation sent to {elsewhere}."], True)
+    assert answers[1] == (302, "/settings/team", ["Invitation sent to new.hire@example.com."], True)
+
+
+def test_someone_invited_who_already_has_an_account_is_emailed_without_a_join_link(
+    actions, make_business, mailbox, run_jobs
+):
+    business = make_business()
+    elsewhere = make_business()["owner"][1]
+    actions.sign_in(business["owner"][1])
+
+    actions.post("/settings/team/invitations", {"email": elsewhere, "role": "staff"})
+    run_jobs()
+
+    email = mailbox()[-1]
+    body = email.get_body(("plain",)).get_content()
+    assert email["To"] == elsewhere
+    assert "already has a Twoway account" in body
+    assert "/invitations/" not in body
+
+
+def test_inviting_someone_already_on_your_team_says_so_and_invites_no_one(
+    app, actions, make_business
+):
+    business = make_business(staff=("staff",))
+    actions.sign_in(business["owner"][1])
+
+    response = actions.post(
+        "/settings/team/invitations", {"email": business["staff"][1], "role": "admin"}
+    )
+
+    assert response.status_code == 422
+    assert "already on your team" in page_text(response)
+    with app.app_context():
+        assert db.session.execute(db.select(Invitation)).first() is None

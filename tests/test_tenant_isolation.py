@@ -25,6 +25,8 @@ PUBLIC_ENDPOINTS = {
     "auth.sign_in",
     "auth.sign_up_form",
     "auth.sign_up",
+    "auth.confirm_sign_up_form",
+    "auth.confirm_sign_up",
     "auth.forgot_password_form",
     "auth.forgot_password",
     "auth.reset_password_form",

@@ -1,6 +1,13 @@
 """Every model, importable from one place (Alembic and the app load them all here)."""
 
-from app.models.accounts import ROLES, SETTINGS_ROLES, Business, Invitation, User
+from app.models.accounts import (
+    ROLES,
+    SETTINGS_ROLES,
+    Business,
+    Invitation,
+    PendingSignUp,
+    User,
+)
 from app.models.clients import (
     SOURCES,
     Client,
@@ -48,6 +55,7 @@ __all__ = [
     "MessagePart",
     "Notification",
     "OptOut",
+    "PendingSignUp",
     "PushSubscription",
     "TextBalance",
     "TextLedgerEntry",

@@ -81,3 +81,22 @@ class Invitation(db.Model):
 
     business: Mapped[Business] = relationship()
     invited_by: Mapped[User] = relationship()
+
+
+class PendingSignUp(db.Model):
+    """A sign-up waiting for its email to be confirmed. The business and its owner are made
+    from it when the emailed link is used, so the sign-up form answers the same whether or not
+    the email already has an account. The link's token is stored only as a hash."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254))  # stored lower-case
+    business_name: Mapped[str] = mapped_column(String(120))
+    country: Mapped[str] = mapped_column(String(2))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    plan: Mapped[str] = mapped_column(String(32))
+    owner_name: Mapped[str] = mapped_column(String(120))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

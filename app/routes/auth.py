@@ -1,4 +1,5 @@
-"""Sign-up, sign-in, sign-out, password reset and accepting an invitation."""
+"""Sign-up (confirmed from its email), sign-in, sign-out, password reset and accepting an
+invitation."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
+from app.models.types import utcnow
 from app.plans import DEFAULT_PLAN, PLANS
 from app.services import accounts
 from app.services.errors import ServiceError
 from app.services.places import COUNTRIES, time_zones
+from app.services.signin_guard import SignInPaused
 
 bp = Blueprint("auth", __name__)
 
@@ -40,7 +43,7 @@ def sign_up_form():
 def sign_up():
     form = request.form
     try:
-        owner = accounts.sign_up(
+        email = accounts.sign_up(
             business_name=form.get("business_name", ""),
             country=form.get("country", ""),
             time_zone=form.get("time_zone", ""),
@@ -58,6 +61,27 @@ def sign_up():
             countries=COUNTRIES,
             time_zones=time_zones(),
         ), 422
+    # The same page whether or not the email already has an account (no account discovery).
+    return render_template("auth/sign_up_sent.html", email=email)
+
+
+@bp.get("/sign-up/confirm/<token>")
+def confirm_sign_up_form(token: str):
+    # Opening the link changes nothing (mail scanners open links too): a button confirms.
+    try:
+        pending = accounts.pending_sign_up_for_token(token)
+    except ServiceError as error:
+        return render_template("auth/confirm_sign_up.html", pending=None, error=error), 400
+    return render_template("auth/confirm_sign_up.html", pending=pending, token=token, error=None)
+
+
+@bp.post("/sign-up/confirm/<token>")
+def confirm_sign_up(token: str):
+    try:
+        owner = accounts.confirm_sign_up(token)
+    except ServiceError as error:
+        return render_template("auth/confirm_sign_up.html", pending=None, error=error), 400
+    logout_user()
     login_user(owner)
     flash(f"Welcome to Twoway, {owner.name}. {owner.business.name} is ready.", "success")
     return redirect(url_for("shell.inbox"))
@@ -77,13 +101,20 @@ def sign_in():
     email = request.form.get("email", "")
     try:
         user = accounts.authenticate(
-            email, request.form.get("password", ""), request.remote_addr or "unknown"
+            email,
+            request.form.get("password", ""),
+            request.remote_addr or "unknown",
+            now=utcnow(),
         )
+    except SignInPaused as error:
+        page = render_template(
+            "auth/sign_in.html", email=email, error=error, next=request.form.get("next", "")
+        )
+        return page, 429, {"Retry-After": str(error.retry_after)}
     except ServiceError as error:
-        status = 429 if error.message.startswith("Too many") else 401
         return render_template(
             "auth/sign_in.html", email=email, error=error, next=request.form.get("next", "")
-        ), status
+        ), 401
     login_user(user, remember=bool(request.form.get("remember")))
     return redirect(_safe_next(request.form.get("next")))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app, has_request_context, url_for
@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
-from app.models import Business, Invitation, User
+from app.models import Business, Invitation, PendingSignUp, User
 from app.models.types import utcnow
 from app.plans import PLANS
 from app.services import mail, signin_guard
@@ -23,7 +23,11 @@ from app.services.places import COUNTRIES, is_time_zone
 MIN_PASSWORD_LENGTH = 10
 RESET_TOKEN_MAX_AGE = timedelta(hours=1)
 INVITATION_LIFETIME = timedelta(days=7)
+SIGN_UP_LIFETIME = timedelta(hours=24)
 INVITABLE_ROLES = ("admin", "staff")
+# Checked instead of a real hash when a sign-in's email has no account. Made once per process
+# by the same call (method and parameters) as every real hash, so the check costs the same.
+_DUMMY_PASSWORD_HASH = generate_password_hash(secrets.token_urlsafe(32))
 
 
 def normalise_email(email: str) -> str:
@@ -51,6 +55,10 @@ def _check_name(name: str, field: str, what: str) -> str:
     return name
 
 
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def _email_taken(email: str) -> bool:
     return db.session.execute(db.select(User.id).filter_by(email=email)).first() is not None
 
@@ -64,8 +72,14 @@ def sign_up(
     owner_name: str,
     email: str,
     password: str,
-) -> User:
-    """Creates a business and its owner, and returns the owner."""
+) -> str:
+    """Starts a business's sign-up and returns the email it went to. Raises ServiceError.
+
+    Nothing is created yet: a link to confirm it is emailed to the address, and
+    `confirm_sign_up` makes the business and its owner when it is opened. So the answer is the
+    same whether or not the email already has an account (sign-up would otherwise tell anyone
+    who uses Twoway); that account's holder is emailed instead. The password is hashed either
+    way, so the answer also takes as long."""
     business_name = _check_name(business_name, "business_name", "the business's name")
     owner_name = _check_name(owner_name, "name", "your name")
     if country not in COUNTRIES:
@@ -76,37 +90,133 @@ def sign_up(
         raise ServiceError("Choose a plan.", field="plan")
     email = normalise_email(email)
     _check_password(password)
-    if _email_taken(email):
-        raise ServiceError(
-            "An account with that email already exists. Sign in instead.", field="email"
+    password_hash = generate_password_hash(password)
+    now = utcnow()
+    db.session.execute(db.delete(PendingSignUp).where(PendingSignUp.expires_at < now))
+    existing = db.session.execute(db.select(User).filter_by(email=email)).scalar_one_or_none()
+    token = secrets.token_urlsafe(32)
+    if existing is None:
+        db.session.add(
+            PendingSignUp(
+                token_hash=_token_hash(token),
+                email=email,
+                business_name=business_name,
+                country=country,
+                time_zone=time_zone,
+                plan=plan,
+                owner_name=owner_name,
+                password_hash=password_hash,
+                created_at=now,
+                expires_at=now + SIGN_UP_LIFETIME,
+            )
         )
-    business = Business(name=business_name, country=country, time_zone=time_zone, plan=plan)
+    db.session.commit()
+    if existing is None:
+        link = public_url("auth.confirm_sign_up_form", token=token)
+        mail.send_email(
+            to=email,
+            subject="Confirm your Twoway account",
+            body=(
+                f"Hello {owner_name},\n\nOpen this link within 24 hours to finish creating "
+                f"{business_name}'s Twoway account:\n\n{link}\n\n"
+                "If you didn't sign up, ignore this email: no account is made without it.\n"
+            ),
+        )
+    else:
+        _tell_of_sign_up_with_existing_email(existing)
+    return email
+
+
+def _tell_of_sign_up_with_existing_email(user: User) -> None:
+    """Someone signed up with an address that already has an account: its holder is told,
+    with the way in (or, for a removed member, why this address can't be used again)."""
+    if user.is_active:
+        way_in = (
+            f"Sign in here:\n\n{public_url('auth.sign_in_form')}\n\nForgot your password? "
+            f"Reset it here:\n\n{public_url('auth.forgot_password_form')}\n\n"
+            "If it wasn't you, ignore this email: nothing was changed."
+        )
+    else:
+        way_in = (
+            f"That account was removed from {user.business.name}, and an address can belong "
+            "to one account only: to create a business, sign up with another address.\n\n"
+            "If it wasn't you, ignore this email: nothing was changed."
+        )
+    mail.send_email(
+        to=user.email,
+        subject="Someone tried to sign up to Twoway with your email",
+        body=(
+            f"Hello {user.name},\n\nSomeone (hopefully you) tried to create a new Twoway "
+            f"account with this email address, which already has one at {user.business.name}. "
+            f"{way_in}\n"
+        ),
+    )
+
+
+def pending_sign_up_for_token(token: str) -> PendingSignUp:
+    """The sign-up a confirmation link is for. Raises ServiceError when used, expired or
+    forged."""
+    pending = db.session.execute(
+        db.select(PendingSignUp).filter_by(token_hash=_token_hash(token))
+    ).scalar_one_or_none()
+    if pending is None:
+        raise ServiceError("That confirmation link is not valid. Sign up again.")
+    if pending.confirmed_at is not None:
+        raise ServiceError("That account is already confirmed. Sign in instead.")
+    if pending.expires_at < utcnow():
+        raise ServiceError("That confirmation link has expired. Sign up again.")
+    return pending
+
+
+def confirm_sign_up(token: str) -> User:
+    """Creates the business and owner a confirmation link is for, and returns the owner.
+
+    The link is claimed by one conditional UPDATE in the same transaction as the new rows, so
+    opening it twice, even at the same moment, makes one account (the second waits for the
+    first and finds it claimed); the unique email refuses a second account for the same
+    address from another link."""
+    pending = pending_sign_up_for_token(token)
+    claimed = db.session.execute(
+        db.update(PendingSignUp)
+        .where(PendingSignUp.id == pending.id, PendingSignUp.confirmed_at.is_(None))
+        .values(confirmed_at=utcnow())
+    )
+    if claimed.rowcount != 1:
+        db.session.rollback()
+        raise ServiceError("That account is already confirmed. Sign in instead.")
+    business = Business(
+        name=pending.business_name,
+        country=pending.country,
+        time_zone=pending.time_zone,
+        plan=pending.plan,
+    )
     owner = User(
         business=business,
-        email=email,
-        name=owner_name,
+        email=pending.email,
+        name=pending.owner_name,
         role="owner",
-        password_hash=generate_password_hash(password),
+        password_hash=pending.password_hash,
     )
     db.session.add_all([business, owner])
     try:
         db.session.commit()
-    except IntegrityError:  # the same email signed up at the same moment
+    except IntegrityError:  # the address got an account since (another link, an invitation)
         db.session.rollback()
-        raise ServiceError(
-            "An account with that email already exists. Sign in instead.", field="email"
-        ) from None
+        raise ServiceError("An account with that email already exists. Sign in instead.") from None
     return owner
 
 
-def authenticate(email: str, password: str, remote_addr: str) -> User:
-    """The active user with this email and password. Raises ServiceError, and refuses for a
-    while after repeated failures (per email and per address) even with the right password."""
+def authenticate(email: str, password: str, remote_addr: str, now: datetime) -> User:
+    """The active user with this email and password. Raises ServiceError, or SignInPaused
+    (without checking the password) during the wait after repeated failures from this email or
+    address. An unknown email costs the same password check as a known one (against
+    `_DUMMY_PASSWORD_HASH`), so how long the answer takes doesn't tell whether it has an account;
+    a removed member's password is checked before their account's state, for the same reason."""
     email = email.strip().lower()
-    signin_guard.check_allowed(email, remote_addr)
+    signin_guard.take_try(email, remote_addr, now)
     user = db.session.execute(db.select(User).filter_by(email=email)).scalar_one_or_none()
-    if user is None or not check_password_hash(user.password_hash, password):
-        signin_guard.record_failure(email, remote_addr)
+    stored_hash = user.password_hash if user is not None else _DUMMY_PASSWORD_HASH
+    if not check_password_hash(stored_hash, password) or user is None:
         raise ServiceError("That email and password don't match an account.")
     if not user.is_active:
         raise ServiceError("This account has been removed from its business.")
@@ -175,23 +285,32 @@ def reset_password(token: str, new_password: str) -> User:
 # Staff: invitations and roles -------------------------------------------------------------
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _require_settings_role(actor: User) -> None:
     if not actor.can_change_settings:
         raise PermissionError("Only the owner or an admin can manage staff.")
 
 
 def invite_staff(actor: User, email: str, role: str) -> Invitation:
-    """Invites someone to the actor's business by an emailed link."""
+    """Invites someone to the actor's business by an emailed link.
+
+    Inviting must not tell who uses Twoway: an email that already has an account at another
+    business (an email holds one account) gets the same answer and a stored invitation like
+    any other (listed, revocable, expiring), but its link is never sent: that person is emailed
+    that they were invited and can't join with this address. Someone already on the actor's
+    own team is no secret to the actor, so that is said plainly."""
     _require_settings_role(actor)
     email = normalise_email(email)
     if role not in INVITABLE_ROLES:
         raise ServiceError("Choose admin or staff.", field="role")
-    if _email_taken(email):
-        raise ServiceError("Someone with that email already has a Twoway account.", field="email")
+    existing = db.session.execute(db.select(User).filter_by(email=email)).scalar_one_or_none()
+    if existing is not None and existing.business_id == actor.business_id:
+        if existing.is_active:
+            raise ServiceError(f"{existing.name} is already on your team.", field="email")
+        raise ServiceError(
+            f"{existing.name} was removed from your team, and a removed account can't be "
+            "invited back.",
+            field="email",
+        )
     token = secrets.token_urlsafe(32)
     invitation = Invitation(
         business_id=actor.business_id,
@@ -203,16 +322,22 @@ def invite_staff(actor: User, email: str, role: str) -> Invitation:
     )
     db.session.add(invitation)
     db.session.commit()
-    link = public_url("auth.accept_invitation", token=token)
-    mail.send_email(
-        to=email,
-        subject=f"{actor.name} invited you to {actor.business.name} on Twoway",
-        body=(
-            f"Hello,\n\n{actor.name} invited you to join {actor.business.name} on Twoway as "
-            f"{role}, to text clients and answer them from a shared inbox.\n\n"
-            f"Accept within 7 days:\n\n{link}\n"
-        ),
+    subject = f"{actor.name} invited you to {actor.business.name} on Twoway"
+    invited = (
+        f"Hello,\n\n{actor.name} invited you to join {actor.business.name} on Twoway as {role}, "
+        "to text clients and answer them from a shared inbox."
     )
+    if existing is None:
+        link = public_url("auth.accept_invitation", token=token)
+        body = f"{invited}\n\nAccept within 7 days:\n\n{link}\n"
+    else:
+        body = (
+            f"{invited}\n\nThis email address already has a Twoway account, and an address "
+            "can belong to one account only, so the invitation can't be accepted with it. To "
+            f"join {actor.business.name}, ask {actor.name} to invite another address of yours."
+            f"\n\nTo use the account you have, sign in:\n\n{public_url('auth.sign_in_form')}\n"
+        )
+    mail.send_email(to=email, subject=subject, body=body)
     return invitation
 
 
