@@ -543,7 +543,10 @@ def test_a_text_from_a_client_is_pushed_to_staff_and_opens_their_conversation(
     assert pushed["body"] == "Dana Reyes: Running 10 min late, sorry!"
     actions.sign_in(business["owner"][1])
     opened = actions.client.get(pushed["url"])
-    assert opened.headers["Location"] == f"/clients/{client_id}?tab=conversation"
+    notification_id = pushed["url"].removeprefix("/notifications/")
+    assert opened.headers["Location"] == (
+        f"/clients/{client_id}?tab=conversation&notification={notification_id}"
+    )
 
 
 def test_a_notification_for_one_staff_member_reaches_only_their_devices(
@@ -805,15 +808,16 @@ def test_new_leads_and_texts_are_listed_with_their_links_and_html_in_them_shows_
     assert "Dana: <img src=x onerror=alert(2)>" in shown
     assert "New lead" in shown and "New text" in shown  # each kind is labelled
     assert f'href="/notifications/{lead}"' in html and f'href="/notifications/{text}"' in html
-    assert actions.client.get(f"/notifications/{lead}").headers["Location"] == "/clients/41"
-    assert actions.client.get(f"/notifications/{text}").headers["Location"] == "/clients/42"
+    opened = lambda n: actions.client.get(f"/notifications/{n}").headers["Location"]  # noqa: E731
+    assert opened(lead) == f"/clients/41?notification={lead}"
+    assert opened(text) == f"/clients/42?notification={text}"
 
 
 def test_the_list_refreshes_itself_when_a_notification_arrives(app, actions, make_business):
     business = make_business()
     actions.sign_in(business["owner"][1])
     page = actions.client.get("/notifications").get_data(as_text=True)
-    assert 'hx-trigger="sse:notification-created"' in page
+    assert 'hx-trigger="sse:notification-created, notification-read from:body"' in page
     _notify(app, business["id"], "Arrived while the page was open")
     fragment = actions.client.get("/notifications", headers={"HX-Request": "true"})
     body = fragment.get_data(as_text=True)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.models import Client, ClientEmail, ClientNote, ClientPhone, ClientTag, OptOut, User
-from app.models.types import utcnow
+from app.models.types import MAX_ROW_ID, utcnow
 from app.services import inbox
 from app.services.accounts import normalise_email
 from app.services.errors import ServiceError
@@ -97,6 +97,8 @@ def search_clients(
 ) -> tuple[list[Client], bool]:
     """A page of the business's clients matching `query` (name, email, or any run of phone
     digits in any format), by name; and whether there is a next page."""
+    if page > MAX_ROW_ID // PAGE_SIZE + 1:
+        return [], False  # past every row there can be (and past what SQLite's OFFSET takes)
     conditions = [Client.business_id == business_id, Client.merged_into_id.is_(None)]
     terms = _search_terms(query)
     conditions += [
