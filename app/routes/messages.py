@@ -18,6 +18,7 @@ from app.services import balance, clients, email_messages, inbound, inbox, sendi
 from app.services.errors import ServiceError
 from app.services.segments import MAX_CHARACTERS, plain_quotes, split_text
 from app.services.tenancy import owned_or_404
+from app.services.text_input import multi_line
 
 bp = Blueprint("messages", __name__, url_prefix="/messages")
 
@@ -32,8 +33,10 @@ def _client(client_id: int) -> Client:
 
 
 def _body(name: str = "body") -> str:
-    """The textarea's text: browsers submit line breaks as CR LF; a text counts them as one."""
-    return request.form.get(name, "").replace("\r\n", "\n").replace("\r", "\n")
+    """The textarea's text as it is counted and sent: line breaks as LF (browsers submit CR LF;
+    a text counts one), without control characters or bidirectional overrides (the same
+    cleaning `sending.send_text` does, so the live count is the count sent)."""
+    return multi_line(request.form.get(name, ""))
 
 
 def _channels(client: Client) -> list[str]:

@@ -17,6 +17,7 @@ from app.services.accounts import normalise_email
 from app.services.errors import ServiceError
 from app.services.phones import normalise_phone, phone_search_digits
 from app.services.places import is_time_zone
+from app.services.text_input import multi_line, single_line
 
 PAGE_SIZE = 25
 SPARSE_MATCHES = 5000  # see search_clients
@@ -182,7 +183,7 @@ def refresh_search_text(client: Client) -> None:
 def _check_details(
     business_id: int, country: str, details: ClientDetails
 ) -> tuple[str, list[str], list[str], list[str], str | None]:
-    name = details.name.strip()
+    name = single_line(details.name)
     if not name:
         raise ServiceError("Enter the client's name.", field="name")
     if len(name) > 120:
@@ -201,7 +202,7 @@ def _check_details(
                 emails.append(email)
     tags: list[str] = []
     for raw in details.tags:
-        tag = raw.strip()
+        tag = single_line(raw)
         if tag and len(tag) > MAX_TAG_LENGTH:
             raise ServiceError(f"A tag can be at most {MAX_TAG_LENGTH} characters.", field="tags")
         if tag and tag.lower() not in {t.lower() for t in tags}:
@@ -304,7 +305,7 @@ def convert_lead(client: Client) -> None:
 
 
 def add_note(client: Client, author: User, body: str) -> ClientNote:
-    body = body.strip()
+    body = multi_line(body).strip()
     if not body:
         raise ServiceError("Write something in the note.", field="body")
     if len(body) > 5000:
