@@ -49,6 +49,16 @@ def test_a_client_list_page_beyond_every_row_there_can_be_is_empty(actions, owne
     assert response.status_code == 200
 
 
+def test_an_event_id_too_large_for_redis_resumes_the_stream_with_a_reset(actions, owner):
+    too_large = "9" * 20  # 20 digits: past Redis's 64-bit halves of a stream id
+    response = actions.client.get(f"/events?last_event_id={too_large}-{too_large}")
+    try:
+        assert response.status_code == 200
+        assert b"event: reset" in next(iter(response.response))
+    finally:
+        response.close()
+
+
 # --- Bodies without a length (chunked) ---------------------------------------------------------
 
 
