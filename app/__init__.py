@@ -10,7 +10,6 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, current_app, flash, redirect, request, url_for
-from werkzeug.wsgi import get_content_length
 
 from app import config as app_config
 from app import templating
@@ -70,10 +69,10 @@ def _apply_upload_limit() -> None:
     environ = request.environ
     if (
         limit is None
-        or get_content_length(environ) is not None  # a declared length: Werkzeug checks it
+        or "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         or not environ.get("wsgi.input_terminated")  # Werkzeug reads no body at all then
     ):
-        return
+        return  # (a declared Content-Length over the limit Werkzeug refuses itself)
     body = _read_at_most(environ["wsgi.input"], limit + 1)
     if len(body) > limit:
         abort(413)
