@@ -418,8 +418,8 @@ notifications.notification_created.connect(queue_push)
 
 def push_payload(notification: Notification) -> str:
     """The push for a notification, as the service worker shows it ({title, body, url, tag}):
-    opening it goes through the in-app notification (marked read there), which leads on to
-    its link (the conversation, the lead, …)."""
+    opening it goes through the in-app notification, which leads on to its link (the
+    conversation, the lead, …), and the page there marks it read."""
     title = KIND_TITLES.get(notification.kind)
     if title is None:
         business = db.session.get(Business, notification.business_id)
