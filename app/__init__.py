@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, flash, redirect, request, url_for
+from flask import Flask, Response, abort, current_app, flash, redirect, request, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as app_config
@@ -67,10 +68,43 @@ def _trust_proxies(app: Flask) -> None:
 
 
 def _apply_upload_limit() -> None:
+    """The body limit for this view (MAX_CONTENT_LENGTH, or an upload view's own), enforced
+    with 413 whether the body says its length or not.
+
+    Werkzeug refuses a Content-Length over the limit with 413 itself, but a chunked body (no
+    Content-Length) it only reads up to the limit and silently cuts off there: a form would be
+    parsed from its first 64 KB, a webhook's from its first 16 KB. So a chunked body is read
+    here, up to one byte past the limit (413 when it gets there), and the request then reads
+    it from memory (at most the limit)."""
     view = current_app.view_functions.get(request.endpoint or "")
     limit = getattr(view, "max_upload_bytes", None)
     if limit:
         request.max_content_length = limit
+    limit = request.max_content_length
+    environ = request.environ
+    if (
+        limit is None
+        or "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        or not environ.get("wsgi.input_terminated")  # Werkzeug reads no body at all then
+    ):
+        return  # (a declared Content-Length over the limit Werkzeug refuses itself)
+    body = _read_at_most(environ["wsgi.input"], limit + 1)
+    if len(body) > limit:
+        abort(413)
+    environ["wsgi.input"] = io.BytesIO(body)
+
+
+def _read_at_most(stream: IO[bytes], size: int) -> bytes:
+    """Up to `size` bytes of the stream (a server's chunked input may return less per read)."""
+    chunks: list[bytes] = []
+    remaining = size
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 64 * 1024))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
 
 
 def _development_secret_key(instance: Path) -> str:

@@ -356,13 +356,23 @@ def test_recording_an_inbound_text_publishes_the_message_and_the_inbox_change(ap
 # --- Reads per staff member ------------------------------------------------------------------
 
 
+def _open_conversation(actions, client_id: int) -> None:
+    """Opens the client's card as a browser does: the page, then the POST its conversation
+    makes as it loads (htmx, `hx-trigger="load"`) to mark it read."""
+    page = actions.client.get(f"/clients/{client_id}?tab=conversation").get_data(as_text=True)
+    read_url = f"/messages/clients/{client_id}/read"
+    marker = rf'hx-post="{read_url}"\s+hx-trigger="load, conversation-shown from:body"'
+    assert re.search(marker, page)
+    response = actions.post(read_url, headers={"HX-Request": "true"})
+    assert response.status_code == 204
+
+
 def test_opening_the_conversation_marks_it_read_for_that_staff_member_only(app, shop, actions):
     ada = _client(app, shop, "Ada")
     _inbound(app, shop, ada, "Hi", at=T0)
     assert _rows(app, shop)[0].unread and _rows(app, shop, user="staff")[0].unread
 
-    response = actions.client.get(f"/clients/{ada}?tab=conversation")
-    assert response.status_code == 200
+    _open_conversation(actions, ada)
 
     assert not _rows(app, shop)[0].unread
     assert _rows(app, shop, user="staff")[0].unread
@@ -373,10 +383,33 @@ def test_opening_the_conversation_marks_it_read_for_that_staff_member_only(app, 
 def test_a_new_text_after_reading_is_unread_again(app, shop, actions):
     ada = _client(app, shop, "Ada")
     _inbound(app, shop, ada, "Hi", at=T0)
-    actions.client.get(f"/clients/{ada}")
+    _open_conversation(actions, ada)
     _inbound(app, shop, ada, "Are you there?", at=T0 + timedelta(minutes=5))
 
     assert _rows(app, shop)[0].unread
+
+
+def test_opening_the_conversation_alone_marks_nothing_read(app, shop, actions):
+    ada = _client(app, shop, "Ada")
+    _inbound(app, shop, ada, "Hi", at=T0)
+
+    actions.client.get(f"/clients/{ada}?tab=conversation")
+    actions.client.get(f"/messages/clients/{ada}", headers={"HX-Request": "true"})
+
+    assert _rows(app, shop)[0].unread
+
+
+def test_the_conversation_refreshed_live_marks_itself_read_again(app, shop, actions):
+    ada = _client(app, shop, "Ada")
+    _inbound(app, shop, ada, "Hi", at=T0)
+    _open_conversation(actions, ada)
+    _inbound(app, shop, ada, "Are you there?", at=T0 + timedelta(minutes=5))
+
+    fragment = actions.client.get(f"/messages/clients/{ada}", headers={"HX-Request": "true"})
+    assert fragment.headers["HX-Trigger"] == "conversation-shown"  # the page's marker posts
+    actions.post(f"/messages/clients/{ada}/read", headers={"HX-Request": "true"})
+
+    assert not _rows(app, shop)[0].unread
 
 
 def test_marking_handled_does_not_change_reads(app, shop, actions):
@@ -437,7 +470,7 @@ def test_the_unread_row_is_bold_with_a_dot_and_the_read_row_is_not(app, shop, ac
     assert 'class="inbox-row is-unread needs-attention"' in page
     assert 'aria-label="Unread"' in page
 
-    actions.client.get(f"/clients/{ada}")
+    _open_conversation(actions, ada)
     page = actions.client.get("/inbox").get_data(as_text=True)
     assert 'class="inbox-row needs-attention"' in page
     assert 'aria-label="Unread"' not in page
@@ -668,7 +701,7 @@ def test_merging_keeps_unread_what_a_staff_member_had_not_read(app, shop, action
     new = _client(app, shop, "Ada (new phone)", "+15550109999")
     _inbound(app, shop, old, "Old number here", at=T0)
     _inbound(app, shop, new, "New number here", at=T0 + timedelta(hours=1))
-    actions.client.get(f"/clients/{new}")  # the owner read the new card only
+    _open_conversation(actions, new)  # the owner read the new card only
     with app.app_context():  # the staff member read both
         for client_id in (old, new):
             inbox.mark_read(inbox.conversation_of(shop["id"], client_id), shop["staff"][0], T0)

@@ -30,15 +30,60 @@ def test_staff_see_business_wide_notifications_and_their_own_but_not_a_colleague
     assert "For the admin" not in text
 
 
+def _read_at(app, notification_id: int):
+    with app.app_context():
+        return db.session.get(Notification, notification_id).read_at
+
+
 def test_opening_a_notification_marks_it_read_and_goes_where_it_points(app, actions, make_business):
     business = make_business()
     notification_id = _notify(app, business["id"], "Verified", link="/settings/messages/sms")
     actions.sign_in(business["owner"][1])
     response = actions.client.get(f"/notifications/{notification_id}")
     assert response.status_code == 302
-    assert response.headers["Location"] == "/settings/messages/sms"
-    with app.app_context():
-        assert db.session.get(Notification, notification_id).read_at is not None
+    assert response.headers["Location"] == f"/settings/messages/sms?notification={notification_id}"
+    # The page it leads to marks it read as it loads (htmx), as a browser would.
+    page = actions.client.get(response.headers["Location"]).get_data(as_text=True)
+    read_url = f"/notifications/{notification_id}/read"
+    assert f'hx-post="{read_url}" hx-trigger="load"' in page
+    assert actions.post(read_url, headers={"HX-Request": "true"}).status_code == 204
+    assert _read_at(app, notification_id) is not None
+
+
+def test_following_a_notifications_link_alone_marks_nothing_read(app, actions, make_business):
+    business = make_business()
+    notification_id = _notify(app, business["id"], "Verified", link="/settings/messages/sms")
+    actions.sign_in(business["owner"][1])
+
+    actions.client.get(f"/notifications/{notification_id}", follow_redirects=True)
+
+    assert _read_at(app, notification_id) is None
+
+
+def test_a_notification_without_a_link_opens_the_list_which_marks_it_read(
+    app, actions, make_business
+):
+    business = make_business()
+    notification_id = _notify(app, business["id"], "Something happened")
+    actions.sign_in(business["owner"][1])
+    response = actions.client.get(f"/notifications/{notification_id}")
+    assert response.headers["Location"] == f"/notifications?notification={notification_id}"
+    page = actions.client.get(response.headers["Location"]).get_data(as_text=True)
+    assert f'hx-post="/notifications/{notification_id}/read"' in page
+    # Once read, the list (which listens for this event) fetches itself again.
+    answer = actions.post(f"/notifications/{notification_id}/read", headers={"HX-Request": "1"})
+    assert answer.headers["HX-Trigger"] == "notification-read"
+    assert 'hx-trigger="sse:notification-created, notification-read from:body"' in page
+
+
+def test_a_colleagues_own_notification_is_not_marked_read_by_another(app, actions, make_business):
+    business = make_business(staff=("staff",))
+    notification_id = _notify(app, business["id"], "Yours", user_id=business["staff"][0])
+    actions.sign_in(business["owner"][1])
+
+    actions.post(f"/notifications/{notification_id}/read", headers={"HX-Request": "true"})
+
+    assert _read_at(app, notification_id) is None
 
 
 def test_mark_all_as_read(app, actions, make_business):

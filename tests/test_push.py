@@ -152,14 +152,22 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
+def _allow_test_origin(app, origin: str) -> None:
+    """Lets this test's push service on 127.0.0.1 through the public-address rule (a TESTING
+    app's PUSH_TEST_ORIGINS; production has no such setting)."""
+    app.config.setdefault("PUSH_TEST_ORIGINS", set()).add(origin)
+
+
 @pytest.fixture
-def push_services(certificate, monkeypatch):
-    """Makes push services on demand (each its own origin); requests trusts their certificate."""
+def push_services(app, certificate, monkeypatch):
+    """Makes push services on demand (each its own origin); requests trusts their certificate
+    and the app lets their origins through the public-address rule."""
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
     made: list[PushService] = []
 
     def make() -> PushService:
         service = PushService(*certificate)
+        _allow_test_origin(app, service.origin)
         made.append(service)
         return service
 
@@ -329,6 +337,102 @@ def test_an_invalid_subscription_is_refused_with_the_reason_and_nothing_is_store
     assert response.status_code == 400
     assert reason in response.get_data(as_text=True)
     assert _subscriptions(app) == []
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://127.0.0.1/push/1",
+        "https://[::1]/push/1",
+        "https://10.0.0.8/push/1",
+        "https://192.168.1.20/push/1",
+        "https://172.16.0.1/push/1",
+        "https://169.254.169.254/latest/meta-data",
+        "https://100.64.0.1/push/1",
+        "https://224.0.0.1/push/1",
+        "https://[ff02::1]/push/1",
+        "https://0.0.0.0/push/1",
+        "https://[::ffff:127.0.0.1]/push/1",
+        "https://[fe80::1]/push/1",
+        "https://localhost/push/1",
+        "https://2130706433/push/1",  # 127.0.0.1 as the resolver reads a bare number
+    ],
+)
+def test_a_push_endpoint_on_a_local_or_private_address_is_refused_and_nothing_is_stored(
+    app, actions, make_business, vapid_key, endpoint
+):
+    business = make_business()
+    actions.sign_in(business["owner"][1])
+    response = actions.client.post(
+        "/push/subscriptions",
+        json=Device(endpoint).subscription_json(),
+        headers={"X-CSRFToken": actions.csrf_token()},
+    )
+    assert response.status_code == 400
+    assert "must be a public address" in response.get_data(as_text=True)
+    assert _subscriptions(app) == []
+
+
+@pytest.mark.parametrize(
+    "endpoint, reason",
+    [
+        ("http://fcm.googleapis.com/fcm/send/abc", "must be an https address"),
+        ("https://fcm.googleapis.com:8443/fcm/send/abc", "standard https port (443)"),
+        ("https://8.8.8.8:444/push/1", "standard https port (443)"),
+    ],
+)
+def test_a_push_endpoint_that_is_not_https_on_port_443_is_refused_and_nothing_is_stored(
+    app, actions, make_business, vapid_key, endpoint, reason
+):
+    business = make_business()
+    actions.sign_in(business["owner"][1])
+    response = actions.client.post(
+        "/push/subscriptions",
+        json=Device(endpoint).subscription_json(),
+        headers={"X-CSRFToken": actions.csrf_token()},
+    )
+    assert response.status_code == 400
+    assert reason in response.get_data(as_text=True)
+    assert _subscriptions(app) == []
+
+
+def test_a_public_address_on_port_443_is_accepted(app, make_business):
+    business = make_business()
+    for endpoint in ("https://8.8.8.8/push/1", "https://[2606:4700::1111]:443/push/2"):
+        _subscribe(app, business["owner"][0], Device(endpoint))
+    assert len(_subscriptions(app)) == 2
+
+
+def test_a_push_service_origin_is_let_through_only_in_a_testing_app(app, push_service):
+    """PUSH_TEST_ORIGINS is the tests' way to reach their stand-in on 127.0.0.1: an app that is
+    not TESTING ignores it."""
+    device = Device(push_service.endpoint("x"))
+    app.config["TESTING"] = False
+    try:
+        with app.app_context(), pytest.raises(push.InvalidSubscription):
+            push.validate_subscription(device.endpoint, device.p256dh, device.auth)
+    finally:
+        app.config["TESTING"] = True
+
+
+def test_a_push_is_not_sent_when_the_endpoints_host_now_resolves_to_a_local_address(
+    app, make_business, vapid_key, push_service, monkeypatch, caplog
+):
+    """DNS rebinding: the host was public when subscribed; when the push connects, the address
+    it reached is 127.0.0.1, and the push stops there (checked on the connection itself)."""
+    business = make_business()
+    device = Device(push_service.endpoint("rebound"))
+    subscription_id = _subscribe(app, business["owner"][0], device)
+    # From here on 127.0.0.1 is what it is, a local address, and the stand-in's port counts
+    # as the https port: only the address can stop this push.
+    app.config["PUSH_TEST_ORIGINS"] = set()
+    monkeypatch.setattr(push, "PUSH_PORT", push_service.server.server_address[1])
+    with caplog.at_level(logging.WARNING, logger="app.services.push"), app.app_context():
+        notification_id = _notify(app, business["id"])
+        outcome = push.send_push(notification_id)
+    assert outcome == {subscription_id: "failed"}
+    assert push_service.pushes_to("rebound") == []
+    assert "not a public address" in caplog.text
 
 
 def test_a_subscription_that_is_not_a_json_object_is_refused(
@@ -543,7 +647,10 @@ def test_a_text_from_a_client_is_pushed_to_staff_and_opens_their_conversation(
     assert pushed["body"] == "Dana Reyes: Running 10 min late, sorry!"
     actions.sign_in(business["owner"][1])
     opened = actions.client.get(pushed["url"])
-    assert opened.headers["Location"] == f"/clients/{client_id}?tab=conversation"
+    notification_id = pushed["url"].removeprefix("/notifications/")
+    assert opened.headers["Location"] == (
+        f"/clients/{client_id}?tab=conversation&notification={notification_id}"
+    )
 
 
 def test_a_notification_for_one_staff_member_reaches_only_their_devices(
@@ -676,6 +783,7 @@ def test_an_unreachable_push_service_is_retried_then_given_up(
     closed = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     port = closed.server_address[1]
     closed.server_close()
+    _allow_test_origin(app, f"https://127.0.0.1:{port}")
     _subscribe(app, business["owner"][0], Device(f"https://127.0.0.1:{port}/push/x"))
     with caplog.at_level(logging.WARNING, logger="app.services.push"):
         _notify(app, business["id"])
@@ -805,15 +913,16 @@ def test_new_leads_and_texts_are_listed_with_their_links_and_html_in_them_shows_
     assert "Dana: <img src=x onerror=alert(2)>" in shown
     assert "New lead" in shown and "New text" in shown  # each kind is labelled
     assert f'href="/notifications/{lead}"' in html and f'href="/notifications/{text}"' in html
-    assert actions.client.get(f"/notifications/{lead}").headers["Location"] == "/clients/41"
-    assert actions.client.get(f"/notifications/{text}").headers["Location"] == "/clients/42"
+    opened = lambda n: actions.client.get(f"/notifications/{n}").headers["Location"]  # noqa: E731
+    assert opened(lead) == f"/clients/41?notification={lead}"
+    assert opened(text) == f"/clients/42?notification={text}"
 
 
 def test_the_list_refreshes_itself_when_a_notification_arrives(app, actions, make_business):
     business = make_business()
     actions.sign_in(business["owner"][1])
     page = actions.client.get("/notifications").get_data(as_text=True)
-    assert 'hx-trigger="sse:notification-created"' in page
+    assert 'hx-trigger="sse:notification-created, notification-read from:body"' in page
     _notify(app, business["id"], "Arrived while the page was open")
     fragment = actions.client.get("/notifications", headers={"HX-Request": "true"})
     body = fragment.get_data(as_text=True)

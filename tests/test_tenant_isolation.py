@@ -1,4 +1,5 @@
-"""Every row that belongs to a business is reachable only by its own staff.
+"""Every row that belongs to a business is reachable only by its own staff; an id no row can
+have answers 404 like a missing one; and a GET changes nothing.
 
 The checks walk the app's URL map, so a route added later is covered without anyone
 remembering to add a test: a route whose URL names a row must have a maker in ROW_MAKERS.
@@ -14,8 +15,11 @@ from app.extensions import db
 from app.models import Client, ClientImport, Invitation, Notification, PushSubscription
 from app.models.types import utcnow
 
-# URL parameters that are not ids of a business's rows.
-NOT_ROW_IDS = {"filename", "token", "kind"}
+# URL parameters that are not ids of a business's rows, and a value each accepts.
+NOT_ROW_IDS = {"filename": "app.css", "token": "not-a-token", "kind": "phone"}
+
+# Ids no row can have: one past the id columns' range (integer, 2**31 - 1), and 23 digits.
+IDS_OUT_OF_RANGE = (str(2**31), "1" + "0" * 22)
 
 # Routes that need no sign-in: public pages, webhooks (signed instead) and static files.
 PUBLIC_ENDPOINTS = {
@@ -151,9 +155,19 @@ def _snapshot() -> dict:
 
 def _routes_with_row_ids(app):
     for rule in app.url_map.iter_rules():
-        row_args = rule.arguments - NOT_ROW_IDS
+        row_args = rule.arguments - NOT_ROW_IDS.keys()
         if row_args:
             yield rule, row_args
+
+
+def _url(rule, values: dict) -> str:
+    """The rule's path with each argument replaced by its value (the others by NOT_ROW_IDS)."""
+    url = rule.rule
+    for arg in rule.arguments:
+        value = values.get(arg, NOT_ROW_IDS.get(arg))
+        url = url.replace(f"<int:{arg}>", str(value)).replace(f"<{arg}>", str(value))
+        url = url.replace(f"<path:{arg}>", str(value))
+    return url
 
 
 def test_every_route_that_names_a_row_has_a_maker_for_the_isolation_check(app):
@@ -178,9 +192,7 @@ def test_another_businesss_row_answers_404_on_every_route_and_changes_nothing(
         with app.app_context():
             values = {arg: ROW_MAKERS[arg](other) for arg in args}
             before = _snapshot()
-        url = rule.rule
-        for arg, value in values.items():
-            url = url.replace(f"<int:{arg}>", str(value)).replace(f"<{arg}>", str(value))
+        url = _url(rule, values)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             response = actions.client.open(
                 url, method=method, data={"csrf_token": token}, headers={"X-CSRFToken": token}
@@ -190,6 +202,125 @@ def test_another_businesss_row_answers_404_on_every_route_and_changes_nothing(
         with app.app_context():
             assert _snapshot() == before, f"{rule.rule} changed another business's data"
     assert checked > 0
+
+
+def test_an_id_beyond_the_databases_range_answers_404_on_every_route_and_changes_nothing(
+    app, actions, make_business
+):
+    mine = make_business(staff=("staff",))
+    actions.sign_in(mine["owner"][1])
+    token = actions.csrf_token()
+    with app.app_context():
+        before = _snapshot()
+    checked = 0
+    for rule, args in _routes_with_row_ids(app):
+        for too_large in IDS_OUT_OF_RANGE:
+            url = _url(rule, dict.fromkeys(args, too_large))
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                response = actions.client.open(
+                    url, method=method, data={"csrf_token": token}, headers={"X-CSRFToken": token}
+                )
+                assert response.status_code == 404, f"{method} {url}: {response.status_code}"
+                checked += 1
+    with app.app_context():
+        assert _snapshot() == before
+    assert checked > 0
+
+
+def test_an_id_beyond_the_databases_range_is_no_row_for_the_tenancy_check(app, make_business):
+    from flask_login import login_user
+    from werkzeug.exceptions import NotFound
+
+    from app.models import User
+    from app.services.tenancy import owned_or_404
+
+    mine = make_business()
+    with app.test_request_context():
+        login_user(db.session.get(User, mine["owner"][0]))
+        for row_id in (0, -1, 2**31, 10**22):
+            try:
+                owned_or_404(Client, row_id)
+            except NotFound:
+                continue
+            raise AssertionError(f"owned_or_404 took {row_id}")
+
+
+def _make_client_with_unread_text(business: dict) -> int:
+    """A client whose conversation has a text nobody has read yet (opening it would mark it)."""
+    from app.models import Conversation, Message
+
+    client_id = _make_client(business)
+    message = Message(
+        business_id=business["id"],
+        client_id=client_id,
+        channel="text",
+        direction="inbound",
+        kind="direct",
+        body="Can I come at 4?",
+        sender="+15557654321",
+        recipient="+15550000000",
+        status="received",
+    )
+    db.session.add(message)
+    db.session.flush()
+    db.session.add(
+        Conversation(
+            business_id=business["id"],
+            client_id=client_id,
+            last_message_id=message.id,
+            last_inbound_message_id=message.id,
+            last_activity_at=utcnow(),
+            needs_attention=True,
+            attention_since=utcnow(),
+        )
+    )
+    db.session.commit()
+    return client_id
+
+
+def _make_unread_notification(business: dict) -> int:
+    notification = Notification(
+        business_id=business["id"],
+        kind="text_received",
+        text="Sam texted: can I come at 4?",
+        link=f"/clients/{_make_client_with_unread_text(business)}",
+    )
+    db.session.add(notification)
+    db.session.commit()
+    return notification.id
+
+
+# For the GET walk: rows of the signed-in business in the state a GET could wrongly change.
+UNREAD_ROW_MAKERS = {
+    **ROW_MAKERS,
+    "client_id": _make_client_with_unread_text,
+    "notification_id": _make_unread_notification,
+}
+
+# GET routes the walk cannot follow: the event stream never ends (and reads no rows).
+ENDLESS_GETS = {"events.stream"}
+
+
+def test_no_get_request_on_any_route_changes_a_row(app, actions, make_business):
+    mine = make_business(staff=("staff",))
+    actions.sign_in(mine["owner"][1])
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods or rule.endpoint in ENDLESS_GETS:
+            continue
+        with app.app_context():
+            values = {
+                arg: UNREAD_ROW_MAKERS[arg](mine) for arg in rule.arguments - NOT_ROW_IDS.keys()
+            }
+            before = _snapshot()
+        url = _url(rule, values)
+        response = actions.client.get(url)
+        assert response.status_code < 500, f"GET {url} answered {response.status_code}"
+        response.close()
+        with app.app_context():
+            assert _snapshot() == before, f"GET {url} changed rows"
+        checked += 1
+    assert checked > 20
 
 
 def test_every_private_route_sends_anonymous_visitors_to_sign_in(app, actions):

@@ -33,3 +33,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+MAX_ROW_ID = 2**31 - 1
+"""The largest id a row can have: every id column is an `integer` (32 bits, signed, on
+PostgreSQL), so a larger number can name no row, and handed to the database it is an error
+(PostgreSQL: integer out of range; SQLite: Python int too large) rather than "no such row"."""
+
+
+def is_row_id(value: object) -> bool:
+    """True when `value` is a number an id column can hold (1 to MAX_ROW_ID): the one check
+    for ids from URLs, forms and query strings before they reach a query."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ROW_ID

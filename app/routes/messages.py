@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, Response, render_template, request
 from flask_login import current_user, login_required
 from markupsafe import Markup
 
@@ -18,10 +18,12 @@ from app.services import balance, clients, email_messages, inbound, inbox, sendi
 from app.services.errors import ServiceError
 from app.services.segments import MAX_CHARACTERS, plain_quotes, split_text
 from app.services.tenancy import owned_or_404
+from app.services.text_input import multi_line
 
 bp = Blueprint("messages", __name__, url_prefix="/messages")
 
 SEND_TOKEN_SECONDS = 600  # a composer's token guards against a double Send this long
+SHOWN_EVENT = "conversation-shown"  # htmx event (HX-Trigger): the messages were shown again
 bp.add_app_template_global(email_messages.FAILED_REASON, "email_failed_reason")
 
 
@@ -31,8 +33,10 @@ def _client(client_id: int) -> Client:
 
 
 def _body(name: str = "body") -> str:
-    """The textarea's text: browsers submit line breaks as CR LF; a text counts them as one."""
-    return request.form.get(name, "").replace("\r\n", "\n").replace("\r", "\n")
+    """The textarea's text as it is counted and sent: line breaks as LF (browsers submit CR LF;
+    a text counts one), without control characters or bidirectional overrides (the same
+    cleaning `sending.send_text` does, so the live count is the count sent)."""
+    return multi_line(request.form.get(name, ""))
 
 
 def _channels(client: Client) -> list[str]:
@@ -96,19 +100,33 @@ def _messages(client: Client) -> list[Message]:
 @bp.get("/clients/<int:client_id>")
 @login_required
 def conversation(client_id: int):
-    """Every message with the client in time order (refreshes itself on `message.status`)."""
+    """Every message with the client in time order (refreshes itself on `message.status`).
+    Changes nothing: its answer tells the page, which then marks it read (`mark_read`)."""
     client = _client(client_id)
-    _mark_read(client)  # the person is looking at it: what just arrived is read
-    return render_template(
-        "messages/_conversation_messages.html", client=client, messages=_messages(client)
+    return _shown(
+        render_template(
+            "messages/_conversation_messages.html", client=client, messages=_messages(client)
+        )
     )
 
 
-def _mark_read(client: Client) -> None:
-    """Opening a conversation marks it read for the signed-in staff member (only them)."""
+def _shown(html: str) -> Response:
+    """An answer that shows the conversation's messages: the page's read marker (in
+    _conversation.html) posts `mark_read` when it arrives."""
+    return Response(html, headers={"HX-Trigger": SHOWN_EVENT})
+
+
+@bp.post("/clients/<int:client_id>/read")
+@login_required
+def mark_read(client_id: int):
+    """The conversation was shown to the signed-in staff member: read for them (only them),
+    up to what it showed. The page asks, with an htmx POST, each time it shows the messages
+    (opened, refreshed live, after a send): the GETs that show them change nothing."""
+    client = _client(client_id)
     conversation = inbox.conversation_of(current_user.business_id, client.id)
     if conversation is not None:
         inbox.mark_read(conversation, current_user.id, utcnow())
+    return Response(status=204)
 
 
 @bp.get("/clients/<int:client_id>/composer")
@@ -184,8 +202,14 @@ def send(client_id: int):
         db.session.rollback()
         _forget(request.form.get("token", ""))  # nothing went out: the same Send may try again
         return _refused(client, body, subject, channel, str(error))
-    return _composer(client, channel=channel) + render_template(
-        "messages/_conversation_messages.html", client=client, messages=_messages(client), oob=True
+    return _shown(
+        _composer(client, channel=channel)
+        + render_template(
+            "messages/_conversation_messages.html",
+            client=client,
+            messages=_messages(client),
+            oob=True,
+        )
     )
 
 
@@ -259,9 +283,8 @@ def email_parts(body: str) -> tuple[str, str]:
 
 @bp.app_template_global()
 def conversation_for(client: Client) -> Markup:
-    """The conversation fragment, for the client card's Conversation tab (opening it marks it
-    read for the signed-in staff member)."""
-    _mark_read(client)
+    """The conversation fragment, for the client card's Conversation tab (it marks itself read
+    for the signed-in staff member as it loads)."""
     return Markup(
         render_template("messages/_conversation.html", client=client, messages=_messages(client))
     )

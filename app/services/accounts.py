@@ -19,6 +19,7 @@ from app.plans import PLANS
 from app.services import mail, signin_guard
 from app.services.errors import ServiceError
 from app.services.places import COUNTRIES, is_time_zone
+from app.services.text_input import single_line
 
 MIN_PASSWORD_LENGTH = 10
 RESET_TOKEN_MAX_AGE = timedelta(hours=1)
@@ -47,7 +48,7 @@ def _check_password(password: str) -> None:
 
 
 def _check_name(name: str, field: str, what: str) -> str:
-    name = name.strip()
+    name = single_line(name)  # no control characters or bidirectional overrides
     if not name:
         raise ServiceError(f"Enter {what}.", field=field)
     if len(name) > 120:

@@ -13,6 +13,7 @@ from app.services.accounts import normalise_email
 from app.services.errors import ServiceError
 from app.services.phones import normalise_phone
 from app.services.places import COUNTRIES, is_time_zone
+from app.services.text_input import single_line
 
 # What the carriers need for a toll-free verification, beyond the name and country.
 VERIFICATION_FIELDS = {
@@ -67,7 +68,7 @@ def missing_for_verification(business: Business) -> list[str]:
 def normalise_website(raw: str) -> str:
     """A website as a full https:// address ("brightsmile.com" → "https://brightsmile.com").
     Raises ServiceError for something that is not one."""
-    text = raw.strip()
+    text = single_line(raw)
     if not text:
         return ""
     if "://" not in text:
@@ -75,7 +76,7 @@ def normalise_website(raw: str) -> str:
     parts = urlsplit(text)
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https") or "." not in host or " " in text:
-        raise ServiceError(f"“{raw.strip()}” isn't a website address.", field="website")
+        raise ServiceError(f"“{text}” isn't a website address.", field="website")
     return text
 
 
@@ -84,7 +85,7 @@ def update_business_info(business_id: int, info: BusinessInfo) -> Business:
     business = db.session.get(Business, business_id)
     if business is None:
         raise ServiceError("That business does not exist.")
-    cleaned = {f.name: (getattr(info, f.name) or "").strip() for f in fields(BusinessInfo)}
+    cleaned = {f.name: single_line(getattr(info, f.name) or "") for f in fields(BusinessInfo)}
     if not cleaned["name"]:
         raise ServiceError("Enter your business's name.", field="name")
     for name, limit in _LIMITS.items():

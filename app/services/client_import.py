@@ -20,6 +20,7 @@ from app.services.accounts import normalise_email
 from app.services.errors import ServiceError
 from app.services.phones import normalise_phone
 from app.services.queues import enqueue
+from app.services.text_input import multi_line, single_line
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 50_000
@@ -80,7 +81,7 @@ def start_import(business_id: int, user_id: int, filename: str, data: bytes) -> 
     job = ClientImport(
         business_id=business_id,
         started_by_id=user_id,
-        filename=filename[:255],
+        filename=single_line(filename)[:255],
         csv_text=text,
         total_rows=total,
         errors=[],
@@ -177,7 +178,9 @@ def _import_row(business: Business, columns: dict[str, int], row: list[str]) -> 
             business.id, business.country, details, source="import", commit=False
         )
         if notes:
-            db.session.add(ClientNote(business_id=business.id, client=client, body=notes))
+            db.session.add(
+                ClientNote(business_id=business.id, client=client, body=multi_line(notes))
+            )
         return "created"
     if phone and by_phone is None:
         existing.phones.append(

@@ -11,12 +11,13 @@ from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.models import Client, ClientEmail, ClientNote, ClientPhone, ClientTag, OptOut, User
-from app.models.types import utcnow
+from app.models.types import MAX_ROW_ID, utcnow
 from app.services import inbox
 from app.services.accounts import normalise_email
 from app.services.errors import ServiceError
 from app.services.phones import normalise_phone, phone_search_digits
 from app.services.places import is_time_zone
+from app.services.text_input import multi_line, single_line
 
 PAGE_SIZE = 25
 SPARSE_MATCHES = 5000  # see search_clients
@@ -97,6 +98,8 @@ def search_clients(
 ) -> tuple[list[Client], bool]:
     """A page of the business's clients matching `query` (name, email, or any run of phone
     digits in any format), by name; and whether there is a next page."""
+    if page > MAX_ROW_ID // PAGE_SIZE + 1:
+        return [], False  # past every row there can be (and past what SQLite's OFFSET takes)
     conditions = [Client.business_id == business_id, Client.merged_into_id.is_(None)]
     terms = _search_terms(query)
     conditions += [
@@ -180,7 +183,7 @@ def refresh_search_text(client: Client) -> None:
 def _check_details(
     business_id: int, country: str, details: ClientDetails
 ) -> tuple[str, list[str], list[str], list[str], str | None]:
-    name = details.name.strip()
+    name = single_line(details.name)
     if not name:
         raise ServiceError("Enter the client's name.", field="name")
     if len(name) > 120:
@@ -199,7 +202,7 @@ def _check_details(
                 emails.append(email)
     tags: list[str] = []
     for raw in details.tags:
-        tag = raw.strip()
+        tag = single_line(raw)
         if tag and len(tag) > MAX_TAG_LENGTH:
             raise ServiceError(f"A tag can be at most {MAX_TAG_LENGTH} characters.", field="tags")
         if tag and tag.lower() not in {t.lower() for t in tags}:
@@ -302,7 +305,7 @@ def convert_lead(client: Client) -> None:
 
 
 def add_note(client: Client, author: User, body: str) -> ClientNote:
-    body = body.strip()
+    body = multi_line(body).strip()
     if not body:
         raise ServiceError("Write something in the note.", field="body")
     if len(body) > 5000:

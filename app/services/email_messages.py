@@ -21,6 +21,7 @@ from app.services import events, inbox
 from app.services.clients import client_or_none, surviving_client
 from app.services.errors import ServiceError
 from app.services.queues import enqueue
+from app.services.text_input import multi_line, single_line
 
 MAX_SUBJECT = 200
 MAX_BODY = 10_000
@@ -47,7 +48,8 @@ def send_email_message(
 ) -> Message:
     """Saves an email to the client and queues its delivery. Raises ServiceError, before
     anything is saved or sent, when it cannot go out."""
-    subject = " ".join(subject.split())
+    subject = " ".join(single_line(subject).split())
+    body = multi_line(body)
     if not subject:
         raise ServiceError("An email needs a subject.", field="subject")
     if len(subject) > MAX_SUBJECT:

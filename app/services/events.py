@@ -143,10 +143,17 @@ def format_event(name: str, data: str, event_id: str | None = None) -> bytes:
     return ("\n".join(lines) + "\n\n").encode()
 
 
+_MAX_ID_PART = 2**64 - 1  # each half of a Redis stream id is an unsigned 64-bit number
+
+
 def _parse_id(event_id: str) -> tuple[int, int] | None:
-    """A stream id as a comparable (milliseconds, sequence), or None if it is not one."""
+    """A stream id as a comparable (milliseconds, sequence), or None if it is not one (also
+    for numbers too large to be one, which Redis would refuse with an error)."""
     match = _STREAM_ID.match(event_id)
-    return (int(match[1]), int(match[2])) if match else None
+    if not match:
+        return None
+    position = (int(match[1]), int(match[2]))
+    return position if max(position) <= _MAX_ID_PART else None
 
 
 def _id_of(position: tuple[int, int]) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import aliased
 
 from app.extensions import db, insert_on_conflict
 from app.models import Client, Conversation, ConversationRead, Message
+from app.models.types import is_row_id
 from app.services import events
 from app.services.errors import ServiceError
 
@@ -168,9 +169,10 @@ class Cursor:
         moment, _, conversation_id = value.rpartition("_")
         try:
             parsed = datetime.fromisoformat(moment)
-            if parsed.tzinfo is None:
+            parsed_id = int(conversation_id)
+            if parsed.tzinfo is None or not is_row_id(parsed_id):
                 return None
-            return cls(parsed, int(conversation_id))
+            return cls(parsed, parsed_id)
         except ValueError:
             return None
 

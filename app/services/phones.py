@@ -8,6 +8,7 @@ from functools import lru_cache
 import phonenumbers
 
 from app.services.errors import ServiceError
+from app.services.text_input import single_line
 
 _SHORT_CODE = re.compile(r"^\d{3,8}$")
 
@@ -17,7 +18,7 @@ def normalise_phone(raw: str, country: str) -> str:
     country. Accepts any number whose length fits its country's plan (phonenumbers'
     "possible" check): stricter validity rules refuse the fictional 555 numbers used in demos,
     and the carrier is the final judge at send time. Raises ServiceError with a plain reason."""
-    text = (raw or "").strip()
+    text = single_line(raw or "")  # what the person saw: no invisible characters
     if not text:
         raise ServiceError("Enter a phone number.", field="phone")
     if re.search(r"[A-Za-z]", text.replace("ext", "")):

@@ -10,6 +10,15 @@ to the devices of the staff it is for.
 - Each push is signed with the app's VAPID key and a fresh claims dict: pywebpush writes the
   endpoint's origin (`aud`) and an expiry into the dict it is given, so a shared dict would
   carry the first push service's audience to the next one, which refuses it.
+- A push endpoint is an https URL of a public host on the default port: an address on the
+  internet, never loopback, private, link-local, shared (CGNAT), multicast, reserved or
+  unspecified, and no other port, because the app itself makes the request (a subscription
+  could otherwise make it post to anything on our own network). The endpoint is checked when
+  it is subscribed (an IP literal, and what a host name resolves to then), and again on every
+  connection a push makes: the address actually connected to must be public, so a host name
+  that resolves elsewhere later (DNS rebinding) still gets nothing. Tests' push service
+  stand-ins listen on 127.0.0.1: only a TESTING app lets `PUSH_TEST_ORIGINS` (set by the tests'
+  config, never read from the environment) name such origins.
 - Nothing is pushed twice: before each request the (notification, subscription, attempt) is
   claimed in Redis (SET NX), so a job that runs again skips what it already sent. A push
   service that answers 429 or 5xx, or that could not be reached, is tried again later (at most
@@ -23,23 +32,29 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import ipaddress
 import json
 import logging
 import re
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from flask import current_app
+from flask import current_app, has_app_context
 from py_vapid import Vapid
 from pywebpush import WebPushException, webpush
+from requests.adapters import HTTPAdapter
 from rq import Retry
 from sqlalchemy.exc import IntegrityError
+from urllib3 import HTTPSConnectionPool
+from urllib3.connection import HTTPSConnection
 
 from app.extensions import db, get_redis
 from app.models import Business, Notification, PushSubscription, User
@@ -67,6 +82,11 @@ KIND_TITLES = {
 
 class InvalidSubscription(ValueError):
     """The browser's subscription can't be used; the message says why."""
+
+
+class NonPublicPushAddress(Exception):
+    """A push was about to connect to an address that is not a public one (not an OSError:
+    urllib3 and requests would retry or wrap those, and this must stop the push as it is)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,9 +155,92 @@ def _b64url_decode(text: str) -> bytes:
 # Devices
 
 
+# ---------------------------------------------------------------------------------------------
+# Push endpoints: https on public hosts only
+
+PUSH_PORT = 443
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # IPv4 addresses written as IPv6
+
+
+def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True for an address on the public internet. An IPv6 address that carries an IPv4 one
+    (IPv4-mapped, 6to4, NAT64) is judged by the IPv4 address it leads to."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64:
+            address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        else:
+            address = address.ipv4_mapped or address.sixtofour or address
+    return address.is_global and not address.is_multicast
+
+
+def _test_origin(host: str | None, port: int | None) -> bool:
+    """True for an origin a TESTING app's PUSH_TEST_ORIGINS lets through (the tests' push
+    services on 127.0.0.1); never in a real deployment."""
+    if not has_app_context() or not current_app.testing:
+        return False
+    return f"https://{host}:{port}" in current_app.config.get("PUSH_TEST_ORIGINS", ())
+
+
+def _check_public_host(host: str, port: int | None) -> None:
+    """Raises InvalidSubscription unless the endpoint's host is public and on port 443. A host
+    name that does not resolve now is let through: every connection is checked again."""
+    if _test_origin(host, port):
+        return
+    if port not in (None, PUSH_PORT):
+        raise InvalidSubscription("The push endpoint must use the standard https port (443).")
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:  # a name (or a number only the resolver reads as an address, "2130706433")
+        try:
+            found = socket.getaddrinfo(host, PUSH_PORT, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError):
+            return
+        addresses = [ipaddress.ip_address(info[4][0]) for info in found]
+    if not all(is_public_address(address) for address in addresses):
+        raise InvalidSubscription(
+            "The push endpoint must be a public address on the internet, not a local or "
+            "private one."
+        )
+
+
+class _PublicOnlyConnection(HTTPSConnection):
+    """An https connection that refuses to go on unless the address it connected to is public
+    (checked after connecting, before anything is sent: what a host name resolved to at that
+    moment, whatever it resolved to before) and the port is 443."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        peer = ipaddress.ip_address(sock.getpeername()[0])
+        if not _test_origin(self.host, self.port) and (
+            self.port != PUSH_PORT or not is_public_address(peer)
+        ):
+            sock.close()
+            raise NonPublicPushAddress(f"{self.host}:{self.port} is {peer}, not a public address")
+        return sock
+
+
+class _PublicOnlyPool(HTTPSConnectionPool):
+    ConnectionCls = _PublicOnlyConnection
+
+
+class _PublicOnlyAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"https": _PublicOnlyPool}
+
+
+def push_session() -> requests.Session:
+    """The HTTP session pushes are sent with: https only, to public addresses only."""
+    session = requests.Session()
+    session.adapters.clear()
+    session.mount("https://", _PublicOnlyAdapter())
+    return session
+
+
 def validate_subscription(endpoint: str, p256dh: str, auth: str) -> None:
     """Raises InvalidSubscription unless this is a subscription a push service could have
-    issued: an https endpoint of sane length, a P-256 public key and a 16-byte auth secret."""
+    issued: an https endpoint of sane length on a public host, a P-256 public key and a 16-byte
+    auth secret."""
     if not endpoint or len(endpoint) > MAX_ENDPOINT_LENGTH:
         raise InvalidSubscription("The push endpoint is missing or too long.")
     if any(ch.isspace() or ord(ch) < 32 for ch in endpoint):
@@ -149,6 +252,7 @@ def validate_subscription(endpoint: str, p256dh: str, auth: str) -> None:
         raise InvalidSubscription("The push endpoint is not a valid address.") from error
     if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
         raise InvalidSubscription("The push endpoint must be an https address.")
+    _check_public_host(parts.hostname, parts.port)
     try:
         key = _b64url_decode(p256dh) if len(p256dh) <= 200 else b""
         ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), key)
@@ -314,8 +418,8 @@ notifications.notification_created.connect(queue_push)
 
 def push_payload(notification: Notification) -> str:
     """The push for a notification, as the service worker shows it ({title, body, url, tag}):
-    opening it goes through the in-app notification (marked read there), which leads on to
-    its link (the conversation, the lead, …)."""
+    opening it goes through the in-app notification, which leads on to its link (the
+    conversation, the lead, …), and the page there marks it read."""
     title = KIND_TITLES.get(notification.kind)
     if title is None:
         business = db.session.get(Business, notification.business_id)
@@ -355,7 +459,7 @@ def send_push(notification_id: int, *, now: datetime | None = None) -> dict[int,
     if notification is None or not push_configured():
         return {}
     subscriptions = list(db.session.execute(_targets(notification)).scalars())
-    with requests.Session() as session:
+    with push_session() as session:
         return {
             subscription.id: _push_once(notification, subscription, 1, session, now)
             for subscription in subscriptions
@@ -375,7 +479,7 @@ def retry_push(
     ).scalar_one_or_none()
     if subscription is None:
         return None
-    with requests.Session() as session:
+    with push_session() as session:
         return _push_once(notification, subscription, attempt, session, now)
 
 
@@ -434,6 +538,11 @@ def _push_once(
                 status,
             )
             return "failed"
+    except NonPublicPushAddress as error:  # e.g. its host name now resolves to one of ours
+        log.warning(
+            "push %s to subscription %s refused: %s", notification.id, subscription.id, error
+        )
+        return "failed"
     except requests.ConnectionError as error:  # never reached the push service's answer
         log.warning("push %s to subscription %s: %s", notification.id, subscription.id, error)
     except requests.Timeout as error:  # sent, no answer: it may be shown, don't send again

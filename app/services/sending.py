@@ -38,6 +38,7 @@ from app.services.clients import client_or_none, number_opted_out, surviving_cli
 from app.services.errors import ServiceError
 from app.services.queues import enqueue
 from app.services.segments import check_text
+from app.services.text_input import multi_line
 from app.vonage_gateway import (
     OutcomeUnknown,
     PermanentFailure,
@@ -99,7 +100,9 @@ def send_text(
     now: datetime,
 ) -> Message:
     """Saves a text to the client and queues it for sending. Raises ServiceError, before
-    anything is saved, sent or charged, when it cannot go out."""
+    anything is saved, sent or charged, when it cannot go out. The body is cleaned first
+    (`text_input.multi_line`), as the composer's count cleans it."""
+    body = multi_line(body)
     split = check_text(body)
     client = client_or_none(business_id, client_id)
     if client is None:
