@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,8 +22,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(app_config.load(app.instance_path))
     if test_config:
         app.config.from_mapping(test_config)
-    if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = _development_secret_key(Path(app.instance_path))
+    # After the test override, which is checked like the environment: only SANDBOX exempts.
+    app_config.refuse_unsafe_production(app.config)
+    app_config.apply_sandbox_values(app.config, app.instance_path)
+    app.config.from_mapping(app_config.cookie_flags(app.config["PUBLIC_URL"]))
 
     # The Vonage SDK logs request data and auth headers at DEBUG: never let it.
     logging.getLogger("vonage").setLevel(logging.INFO)
@@ -56,15 +57,6 @@ def _apply_upload_limit() -> None:
     limit = getattr(view, "max_upload_bytes", None)
     if limit:
         request.max_content_length = limit
-
-
-def _development_secret_key(instance: Path) -> str:
-    """A random key kept in the instance folder, so development sessions survive restarts."""
-    key_file = instance / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_hex(32))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
 
 
 def _register_login(app: Flask) -> None:
