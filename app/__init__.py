@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, current_app, flash, redirect, request, url_for
 
 from app import config as app_config
-from app import templating
+from app import security_headers, templating
 from app.extensions import csrf, db, login_manager, migrate, redis_store
 from app.htmx import is_htmx_request
 
@@ -45,6 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     templating.register(app)
     _register_login(app)
     _register_htmx_vary(app)
+    security_headers.register(app)
 
     from app.cli import register_cli
 
@@ -90,8 +91,4 @@ def _register_htmx_vary(app: Flask) -> None:
     def vary_on_htmx(response: Response) -> Response:
         # Pages and their fragments share URLs: caches must keep them apart.
         response.vary.add("HX-Request")
-        if request.path.startswith("/static/"):
-            return response
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
