@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import secrets
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -13,7 +12,7 @@ from flask import Flask, Response, abort, current_app, flash, redirect, request,
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as app_config
-from app import templating
+from app import security_headers, templating
 from app.extensions import csrf, db, login_manager, migrate, redis_store
 from app.htmx import is_htmx_request
 
@@ -25,8 +24,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(app_config.load(app.instance_path))
     if test_config:
         app.config.from_mapping(test_config)
-    if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = _development_secret_key(Path(app.instance_path))
+    # After the test override, which is checked like the environment: only SANDBOX exempts.
+    app_config.refuse_unsafe_production(app.config)
+    app_config.apply_sandbox_values(app.config, app.instance_path)
+    app.config.from_mapping(app_config.cookie_flags(app.config["PUBLIC_URL"]))
 
     # The Vonage SDK logs request data and auth headers at DEBUG: never let it.
     logging.getLogger("vonage").setLevel(logging.INFO)
@@ -46,6 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     templating.register(app)
     _register_login(app)
     _register_htmx_vary(app)
+    security_headers.register(app)
 
     from app.cli import register_cli
 
@@ -107,15 +109,6 @@ def _read_at_most(stream: IO[bytes], size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _development_secret_key(instance: Path) -> str:
-    """A random key kept in the instance folder, so development sessions survive restarts."""
-    key_file = instance / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_hex(32))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
-
-
 def _register_login(app: Flask) -> None:
     from app.models import User
 
@@ -147,8 +140,4 @@ def _register_htmx_vary(app: Flask) -> None:
     def vary_on_htmx(response: Response) -> Response:
         # Pages and their fragments share URLs: caches must keep them apart.
         response.vary.add("HX-Request")
-        if request.path.startswith("/static/"):
-            return response
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
         return response

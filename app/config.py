@@ -2,21 +2,36 @@
 
 Every setting the app reads is listed in `ENVIRONMENT` so the README's table and the code
 cannot drift apart (a test checks that the README names each one).
+
+Production fails closed. The secrets have no usable default: without `SANDBOX=1` the app
+refuses to start (`refuse_unsafe_production`, one error naming every offending variable) while
+`SECRET_KEY`, `VONAGE_API_KEY`, `VONAGE_API_SECRET` or `VONAGE_SIGNATURE_SECRET` is unset or
+still the sandbox's public value, or while `VONAGE_PLAIN_HTTP` is on (plain HTTP is only for
+the local sandbox). A forgotten signature secret would otherwise let anyone sign webhooks with
+the published `sandbox-signature-secret` and inject texts, leads or STOPs. Only `SANDBOX`
+exempts (from the environment or the test override; tests run against the sandbox and say
+so): `TESTING` does not, and in the sandbox unset values take the sandbox's (`SANDBOX_VALUES`,
+and a development `SECRET_KEY` kept in instance/secret_key).
+
+The session and "keep me signed in" cookies are `Secure` whenever `PUBLIC_URL` is https
+(`cookie_flags`), so they never travel over plain HTTP to a deployment reached over TLS.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 # name -> (default, what it is for). The default is a string as it would come from the
 # environment, or None when unset means "use the embedded development stand-in".
 ENVIRONMENT: dict[str, tuple[str | None, str]] = {
     "SECRET_KEY": (
         None,
-        "Signs sessions, CSRF tokens and email links. Required in production; "
-        "development generates one in instance/secret_key.",
+        "Signs sessions, CSRF tokens and email links: a long random value. Required without "
+        "SANDBOX=1; with it, unset means a key generated once in instance/secret_key.",
     ),
     "DATABASE_URL": (
         None,
@@ -30,13 +45,23 @@ ENVIRONMENT: dict[str, tuple[str | None, str]] = {
     ),
     "PUBLIC_URL": (
         "http://127.0.0.1:5000",
-        "The address clients and Vonage reach this app at; used for email links and webhook URLs.",
+        "The address clients and Vonage reach this app at; used for email links and webhook "
+        "URLs. When it is https, the session and sign-in cookies are sent over https only.",
     ),
-    "VONAGE_API_KEY": ("sandbox-key", "Vonage API key."),
-    "VONAGE_API_SECRET": ("sandbox-secret", "Vonage API secret."),
+    "VONAGE_API_KEY": (
+        None,
+        "Vonage API key. Required without SANDBOX=1; with it, unset means the sandbox's "
+        "sandbox-key.",
+    ),
+    "VONAGE_API_SECRET": (
+        None,
+        "Vonage API secret. Required without SANDBOX=1; with it, unset means the sandbox's "
+        "sandbox-secret.",
+    ),
     "VONAGE_SIGNATURE_SECRET": (
-        "sandbox-signature-secret",
-        "Vonage signature secret; webhooks without a valid signature are refused.",
+        None,
+        "Vonage signature secret; webhooks without a valid signature are refused. Required "
+        "without SANDBOX=1; with it, unset means the sandbox's sandbox-signature-secret.",
     ),
     "VONAGE_SIGNATURE_METHOD": (
         "sha256",
@@ -51,11 +76,17 @@ ENVIRONMENT: dict[str, tuple[str | None, str]] = {
         "SMS API requests a second the Vonage account allows; every worker together stays "
         "within it.",
     ),
-    "VONAGE_PLAIN_HTTP": ("0", "1 only for the local sandbox: talk plain HTTP to the hosts above."),
+    "VONAGE_PLAIN_HTTP": (
+        "0",
+        "1 only for the local sandbox: talk plain HTTP to the hosts above. Refused without "
+        "SANDBOX=1.",
+    ),
     "SANDBOX": (
         "0",
-        "1 in the demo: the Vonage sandbox runs beside the app and development "
-        "pages (captured email at /dev/mail) are on. Never in production.",
+        "1 in the demo and the tests: the Vonage sandbox runs beside the app, its public "
+        "credentials and plain HTTP are allowed, and development pages (captured email at "
+        "/dev/mail) are on. Never in production: without it the app refuses to start while a "
+        "secret is unset or a sandbox value.",
     ),
     "MAIL_SERVER": (
         None,
@@ -124,6 +155,14 @@ INT_SETTINGS = {
     "MAX_CONTENT_LENGTH",
 }
 FLOAT_SETTINGS = {"VONAGE_TIMEOUT"}
+# The sandbox's published credentials (sandbox/app.py): what unset means under SANDBOX=1, and
+# what production must never run with.
+SANDBOX_VALUES = {
+    "VONAGE_API_KEY": "sandbox-key",
+    "VONAGE_API_SECRET": "sandbox-secret",
+    "VONAGE_SIGNATURE_SECRET": "sandbox-signature-secret",
+}
+REQUIRED_SECRETS = ("SECRET_KEY", *SANDBOX_VALUES)
 BOOL_SETTINGS = {"VONAGE_PLAIN_HTTP", "SANDBOX", "MAIL_USE_TLS"}
 
 
@@ -156,6 +195,70 @@ def load(instance_path: str, environ: dict[str, str] | os._Environ[str] = os.env
     config["MAIL_CAPTURE_DIR"] = str(Path(instance_path) / "mail")
     config["SESSION_COOKIE_HTTPONLY"] = True
     config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    config["REMEMBER_COOKIE_HTTPONLY"] = True
     config["REMEMBER_COOKIE_SAMESITE"] = "Lax"
     config["WTF_CSRF_TIME_LIMIT"] = None  # tokens live as long as the session
     return config
+
+
+class UnsafeConfigurationError(RuntimeError):
+    """Production settings that would leave the app open: it refuses to start."""
+
+
+def _is_unset(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def unsafe_production_settings(config: dict[str, Any]) -> dict[str, str]:
+    """What is wrong with these settings for production, by variable name (empty: nothing).
+    Under SANDBOX nothing is: the demo and the tests run on the sandbox's public values."""
+    if config.get("SANDBOX"):
+        return {}
+    problems: dict[str, str] = {}
+    for name in REQUIRED_SECRETS:
+        value = config.get(name)
+        if _is_unset(value):
+            problems[name] = "unset"
+        elif value == SANDBOX_VALUES.get(name):
+            problems[name] = f"still the sandbox's public value {value!r}"
+    if config.get("VONAGE_PLAIN_HTTP"):
+        problems["VONAGE_PLAIN_HTTP"] = "on: plain HTTP to Vonage is only for the local sandbox"
+    return problems
+
+
+def refuse_unsafe_production(config: dict[str, Any]) -> None:
+    """Raises `UnsafeConfigurationError` naming every unsafe setting at once, so an operator
+    fixes them in one go rather than one restart each."""
+    problems = unsafe_production_settings(config)
+    if problems:
+        lines = "\n".join(f"  {name}: {problem}" for name, problem in problems.items())
+        raise UnsafeConfigurationError(
+            "Twoway will not start: without SANDBOX=1 these settings must be set to your own "
+            f"values (see README.md, Production):\n{lines}"
+        )
+
+
+def apply_sandbox_values(config: dict[str, Any], instance_path: str) -> None:
+    """Under SANDBOX, unset secrets take the sandbox's values and a development key."""
+    if not config.get("SANDBOX"):
+        return
+    for name, value in SANDBOX_VALUES.items():
+        if _is_unset(config.get(name)):
+            config[name] = value
+    if _is_unset(config.get("SECRET_KEY")):
+        config["SECRET_KEY"] = _development_secret_key(Path(instance_path))
+
+
+def _development_secret_key(instance: Path) -> str:
+    """A random key kept in the instance folder, so development sessions survive restarts."""
+    key_file = instance / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def cookie_flags(public_url: str) -> dict[str, bool]:
+    """`Secure` session and remember cookies whenever the app is reached over https."""
+    secure = urlsplit(public_url or "").scheme == "https"
+    return {"SESSION_COOKIE_SECURE": secure, "REMEMBER_COOKIE_SECURE": secure}

@@ -208,7 +208,9 @@ def main() -> None:
     ensure_database(args.database)
     from app import create_app
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": args.database, "SECRET_KEY": "bench"})
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": args.database, "SECRET_KEY": "bench", "SANDBOX": True}
+    )
     business_id = seed(app, args.clients)
     with app.app_context():
         from app.extensions import db

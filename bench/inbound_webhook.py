@@ -151,6 +151,8 @@ def main() -> int:
         "SECRET_KEY": "bench-secret-key",
         "VONAGE_SIGNATURE_SECRET": SIGNATURE_SECRET,
         "VONAGE_SIGNATURE_METHOD": SIGNATURE_METHOD,
+        "VONAGE_API_KEY": "bench-key",  # production settings: the app refuses sandbox values
+        "VONAGE_API_SECRET": "bench-secret",
         "SANDBOX": "0",
         "WEB_CONCURRENCY": str(args.web_workers),
     }

@@ -48,6 +48,7 @@ def main() -> None:
         "VONAGE_REST_HOST": sandbox.host_port,
         "VONAGE_API_HOST": sandbox.host_port,
         "VONAGE_PLAIN_HTTP": "1",
+        "SANDBOX": "1",  # the sandbox's credentials over plain HTTP
         "VONAGE_SMS_PER_SECOND": str(args.rate),
         "SECRET_KEY": "bench",
     }

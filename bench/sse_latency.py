@@ -84,6 +84,7 @@ def main() -> int:
         "DATABASE_URL": f"sqlite:///{scratch / 'twoway.db'}",
         "REDIS_URL": args.redis_url,
         "SECRET_KEY": secrets.token_hex(16),
+        "SANDBOX": "1",  # the demo business, no Vonage
     }
     os.environ.update(env)  # this process publishes through the same app configuration
     flask_cli = [sys.executable, "-m", "flask", "--app", "wsgi"]

@@ -44,7 +44,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A database built by the migrations once per run (tables are made by migrations only)."""
     url = TEST_DATABASE_URL or "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.db")
-    app = create_app({"TESTING": True, "SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": url})
+    app = create_app(
+        {"TESTING": True, "SANDBOX": True, "SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": url}
+    )
     with app.app_context():
         from flask_migrate import upgrade
         from sqlalchemy import text
@@ -68,6 +70,7 @@ def _empty_every_table() -> None:
 def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
     config = {
         "TESTING": True,
+        "SANDBOX": True,  # the suite runs on the Vonage sandbox and its public credentials
         "SECRET_KEY": "test-secret-key",
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": TEST_REDIS_URL,

@@ -5,8 +5,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from app import create_app
 from app.config import ENVIRONMENT
+
+
+@pytest.fixture(autouse=True)
+def sandbox_environment(monkeypatch):
+    """These apps are built from the environment alone: the sandbox's, as in the demo
+    (production's refusal without secrets is tests/test_production_config.py)."""
+    monkeypatch.setenv("SANDBOX", "1")
 
 
 def test_environment_variables_override_defaults(monkeypatch, tmp_path):

@@ -1,5 +1,8 @@
 // Twoway's only custom script. htmx does the rest.
 //
+// The Content-Security-Policy allows scripts from this site's files only: no inline script, no
+// hx-on, no eval (htmx's allowEval is off). What pages would otherwise write inline is here.
+//
 // Keep the live-events URL at the last event this page applied, so that when htmx re-creates
 // the event stream (after the server refused it for a while) it resumes from there instead of
 // the page's render time: no event is lost, none is applied twice. (The browser's own
@@ -11,6 +14,30 @@ document.addEventListener("htmx:sseMessage", function (event) {
   var url = new URL(source.getAttribute("sse-connect"), location.href);
   url.searchParams.set("last_event_id", id);
   source.setAttribute("sse-connect", url.pathname + url.search);
+});
+
+// The stream says events this page missed are no longer kept: reload to show the current
+// state, instead of swapping the `reset` message into the page.
+document.addEventListener("htmx:sseBeforeMessage", function (event) {
+  if (!event.detail || event.detail.type !== "reset") return;
+  event.preventDefault();
+  location.reload();
+});
+
+// A live fragment of one client's card (data-sse-client-id="<id>") is fetched again only for
+// events about that client: their data is JSON with a client_id. (An hx-trigger filter would
+// say the same, but htmx evaluates filters as code, which the policy refuses.)
+document.addEventListener("htmx:confirm", function (event) {
+  var wanted = event.detail.elt.getAttribute("data-sse-client-id");
+  var trigger = event.detail.triggeringEvent;
+  if (wanted === null || !trigger || trigger.type.indexOf("sse:") !== 0) return;
+  var about;
+  try {
+    about = JSON.parse(trigger.detail.data).client_id;
+  } catch (error) {
+    about = undefined;
+  }
+  if (String(about) !== wanted) event.preventDefault();
 });
 
 // Web Push. Signed-in pages register the service worker (/sw.js shows pushes and opens them);

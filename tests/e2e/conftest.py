@@ -5,7 +5,8 @@ the demo's threaded werkzeug server (`app.dev_server`: it closes every response,
 browser drops a connection), with the job worker running beside it as the demo runs it.
 `phone` (360×740, touch) and `desktop` (1280×800) are fresh Playwright pages in Debian's
 Chromium (`CHROMIUM_PATH`, default /usr/bin/chromium; Playwright never downloads a browser
-here).
+here). Each fails its test on a JavaScript error or on anything the Content-Security-Policy
+refused: the `securitypolicyviolation` event, the browser's report of each refusal in a page.
 
 Without Chromium the browser tests are skipped, except under CI (`CI` set), where a missing
 browser fails them: CI must never pass with the browser journeys silently left out.
@@ -13,6 +14,7 @@ browser fails them: CI must never pass with the browser journeys silently left o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -193,6 +195,16 @@ def _safe_name(nodeid: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150]
 
 
+# Every page reports what the Content-Security-Policy refused. Init scripts come from DevTools,
+# which the policy does not govern, and run before any of the page's own.
+_REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", function (event) {
+  window.twowayCspViolation([event.effectiveDirective, event.blockedURI || "inline",
+    event.sourceFile + ":" + event.lineNumber, event.sample].join(" "));
+}, true);
+"""
+
+
 def _open_page(
     browser: Browser,
     live_server: LiveServer,
@@ -202,11 +214,21 @@ def _open_page(
 ) -> Iterator[Page]:
     context = browser.new_context(base_url=live_server.url, locale="en-US", **options)
     context.set_default_timeout(ACTION_TIMEOUT_MS)
+    csp_violations: list[str] = []
+
+    def record_refusal(report: str) -> None:
+        csp_violations.append(report)
+
+    context.expose_function("twowayCspViolation", record_refusal)
+    context.add_init_script(_REPORT_CSP_VIOLATIONS)
     page = context.new_page()
+    page.csp_violations = csp_violations  # type: ignore[attr-defined]  (tests may look)
     page_errors: list[str] = []
     page.on("pageerror", lambda error: page_errors.append(str(error)))
     try:
         yield page
+        with contextlib.suppress(Error):  # let reports still on their way arrive
+            page.evaluate("0")
         reports = request.node.stash.get(_REPORTS, {})
         if "call" in reports and reports["call"].failed:
             RESULTS_DIR.mkdir(exist_ok=True)
@@ -216,6 +238,9 @@ def _open_page(
     finally:
         context.close()
     assert not page_errors, f"JavaScript errors on the {name} page: {page_errors}"
+    assert not csp_violations, f"Content-Security-Policy violations on the {name} page: " + (
+        "\n".join(csp_violations)
+    )
 
 
 @pytest.fixture
