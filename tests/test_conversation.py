@@ -111,7 +111,9 @@ def test_the_conversation_refreshes_on_status_events_from_an_element_that_is_nev
     card = page_text(client.get(f"/clients/{shop['client']}?tab=conversation"))
     wrapper = card[card.index('<div id="conversation-live"') :]
     wrapper = wrapper[: wrapper.index(">")]
-    assert 'hx-trigger="sse:message.status[JSON.parse(detail.data).client_id == ' in wrapper
+    assert 'hx-trigger="sse:message.status, sse:message.created"' in wrapper
+    # app.js lets through only this client's events (tests/e2e/test_content_security_policy.py)
+    assert f'data-sse-client-id="{shop["client"]}"' in wrapper
     assert 'hx-target="#conversation-messages"' in wrapper
     fragment = page_text(client.get(f"/messages/clients/{shop['client']}"))
     assert fragment.lstrip().startswith('<div id="conversation-messages"')

@@ -57,8 +57,10 @@ def test_multi_line_text_keeps_the_marks_and_joiners_of_right_to_left_writing():
 # --- Names and other single-line fields, as people submit them ---------------------------------
 
 
-def test_sign_up_stores_the_business_and_owner_names_without_overrides(app, actions):
-    response = actions.post(
+def test_sign_up_stores_the_business_and_owner_names_without_overrides(
+    app, actions, mailbox, run_jobs
+):
+    actions.post(
         "/sign-up",
         {
             "business_name": f"Glow{RLO} Salon\x00",
@@ -70,6 +72,10 @@ def test_sign_up_stores_the_business_and_owner_names_without_overrides(app, acti
             "password": "a-long-password",
         },
     )
+    run_jobs()
+    body = mailbox()[-1].get_body(("plain",)).get_content()
+    link = re.search(r"http://twoway\.test(/sign-up/confirm/\S+)", body).group(1)
+    response = actions.post(link)
     assert response.status_code == 302
     with app.app_context():
         owner = db.session.execute(db.select(User)).scalar_one()
