@@ -146,7 +146,14 @@ def test_a_sign_in_during_the_wait_answers_429_with_how_long_to_wait(
 
 def _proxied_app(app: Flask, proxies: int) -> Flask:
     """An app like the test's own (same database and Redis), behind `proxies` proxies."""
-    names = ("TESTING", "SANDBOX", "SECRET_KEY", "SQLALCHEMY_DATABASE_URI", "REDIS_URL", "PUBLIC_URL")
+    names = (
+        "TESTING",
+        "SANDBOX",
+        "SECRET_KEY",
+        "SQLALCHEMY_DATABASE_URI",
+        "REDIS_URL",
+        "PUBLIC_URL",
+    )
     config = {name: app.config[name] for name in names}
     config.update(
         MAIL_SERVER=None,
