@@ -8,6 +8,12 @@ from app.models.accounts import (
     PendingSignUp,
     User,
 )
+from app.models.booking import (
+    APPOINTMENT_STATES,
+    AUTO_EVENTS,
+    Appointment,
+    AutoMessageSetting,
+)
 from app.models.clients import (
     SOURCES,
     Client,
@@ -35,6 +41,10 @@ from app.models.texting import (
 )
 
 __all__ = [
+    "APPOINTMENT_STATES",
+    "AUTO_EVENTS",
+    "Appointment",
+    "AutoMessageSetting",
     "ROLES",
     "SETTINGS_ROLES",
     "SMS_SETTINGS",

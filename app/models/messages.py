@@ -63,6 +63,10 @@ class Message(db.Model):
     # Outbound: the inbound text this is Twoway's automatic answer to (a STOP confirmation,
     # HELP, "Do not reply"). Unique: a text is answered at most once, however often it arrives.
     reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"), unique=True)
+    # Outbound automatic messages: which one it is (a key of `app.models.booking.AUTO_EVENTS`,
+    # or another automatic purpose such as a staff alert) and the appointment it is about.
+    auto_event: Mapped[str | None] = mapped_column(String(24))
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
