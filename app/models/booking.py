@@ -38,6 +38,13 @@ AUTO_CHANNELS = {
 }
 REMINDER_OFFSETS_HOURS = (1, 2, 24, 48)  # a reminder goes this long before the start
 MAX_REMINDERS = 2
+# With no AutoMessageSetting row: every message on except the thank-you, by text (email when
+# the client can't get texts), one reminder 24 h before. The thank-you goes THANK_YOU_AFTER
+# the appointment's end.
+DEFAULT_OFF_EVENTS = ("thank_you",)
+DEFAULT_CHANNEL = "text_or_email"
+DEFAULT_REMINDER_HOURS = (24,)
+THANK_YOU_AFTER = timedelta(hours=2)
 
 
 class Appointment(db.Model):
