@@ -111,14 +111,18 @@ def _read_at_most(stream: IO[bytes], size: int) -> bytes:
 
 def _register_login(app: Flask) -> None:
     from app.models import User
+    from app.services import sessions
 
     login_manager.login_view = "auth.sign_in"
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
+    # The session cookie and the remember cookie carry the signed-in session's token, not the
+    # user id, so that ending the session on the server ends both (app.services.sessions).
+    login_manager.id_attribute = "get_session_token"
 
     @login_manager.user_loader
-    def load_user(user_id: str) -> User | None:
-        return db.session.get(User, int(user_id))
+    def load_user(token: str) -> User | None:
+        return sessions.user_for_token(token)
 
     @login_manager.unauthorized_handler
     def sign_in_first() -> Response:

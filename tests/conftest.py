@@ -130,6 +130,22 @@ class Actions:
         return self.post("/sign-out")
 
 
+def sign_in_without_password(
+    app: Flask, client: FlaskClient, user_id: int, *, remembered: bool = False
+) -> str:
+    """Signs `client` in as a sign-in does (a new signed-in session, its token in the session
+    cookie), without the (slow on purpose) password check; returns the session's token."""
+    from app.services import sessions
+
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        token = sessions.start(user, remembered=remembered, user_agent="pytest")
+    with client.session_transaction() as session:
+        session["_user_id"] = token
+        session["_fresh"] = True
+    return token
+
+
 @pytest.fixture
 def actions(app: Flask, client: FlaskClient) -> Actions:
     return Actions(app, client)

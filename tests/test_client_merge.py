@@ -200,4 +200,5 @@ def test_merge_moves_rows_of_every_table_that_belongs_to_a_client(app):
         "client_tag",
         "message",
         "conversation",
+        "appointment",  # the client's bookings go with them
     }

@@ -21,11 +21,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.extensions import db
-from app.models import User
-from app.services import events
+from app.models import User, UserSession
+from app.services import events, sessions
 from app.services.queues import enqueue
 from jobs import app_job
-from tests.conftest import TEST_REDIS_URL
+from tests.conftest import PASSWORD, TEST_REDIS_URL, Actions, sign_in_without_password
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -133,18 +133,11 @@ def open_stream(app: Flask, client: FlaskClient) -> Iterator[Callable[..., Event
         reader.close()
 
 
-def sign_in(client: FlaskClient, user_id: int) -> None:
-    """Signs `client` in as Flask-Login does, without the (slow on purpose) password check."""
-    with client.session_transaction() as session:
-        session["_user_id"] = str(user_id)
-        session["_fresh"] = True
-
-
 @pytest.fixture
-def signed_in(client: FlaskClient, make_business) -> int:
+def signed_in(app: Flask, client: FlaskClient, make_business) -> int:
     """Signs the test client in as a business's owner; returns the business's id."""
     business = make_business()
-    sign_in(client, business["owner"][0])
+    sign_in_without_password(app, client, business["owner"][0])
     return business["id"]
 
 
@@ -458,7 +451,7 @@ def test_a_signed_out_request_is_refused_without_a_redirect(client):
 
 def test_a_removed_staff_member_is_refused(app, client, make_business):
     business = make_business(staff=("staff",))
-    sign_in(client, business["staff"][0])
+    sign_in_without_password(app, client, business["staff"][0])
     with app.app_context():
         db.session.get(User, business["staff"][0]).deactivated_at = db.func.now()
         db.session.commit()
@@ -469,7 +462,9 @@ def test_pages_connect_from_the_newest_event_id_at_render_time(app, make_busines
     business = make_business()
     newest = publish(app, business["id"], "message.created", "x")
     with app.test_request_context():
-        login_user(db.session.get(User, business["owner"][0]))
+        owner = db.session.get(User, business["owner"][0])
+        sessions.start(owner, remembered=False, user_agent="pytest")
+        login_user(owner)
         url = render_template_string("{{ events_stream_url() }}")
     assert url == f"/events?last_event_id={newest}"
 
@@ -508,3 +503,145 @@ def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+# Sessions: a stream lasts only as long as the signed-in session it belongs to ----------------
+
+
+@pytest.fixture
+def told_only(monkeypatch) -> None:
+    """Streams check their session by themselves only once an hour here: what ends them in
+    these tests is being told (events.close_streams)."""
+    monkeypatch.setattr(events, "SESSION_CHECK_SECONDS", 3600.0)
+
+
+def _ends_with_session_changed(stream: EventReader) -> None:
+    stream.messages_until("session.changed")
+    assert stream.read(seconds=2) is None and stream.ended, "the stream went on"
+
+
+def _staff_stream(app, make_business, open_stream) -> tuple[dict, EventReader, Actions]:
+    """A business whose staff member has a stream open in their own browser, and its owner
+    signed in in another; returns the business, the stream and the owner's browser."""
+    business = make_business(staff=("staff",))
+    staff_browser = app.test_client()
+    sign_in_without_password(app, staff_browser, business["staff"][0])
+    stream = open_stream(through=staff_browser)
+    stream.messages_until("ready")
+    owner_browser = app.test_client()
+    sign_in_without_password(app, owner_browser, business["owner"][0])
+    return business, stream, Actions(app, owner_browser)
+
+
+def test_a_removed_members_open_stream_is_closed_at_once(
+    app, make_business, open_stream, told_only
+):
+    business, stream, owner = _staff_stream(app, make_business, open_stream)
+    assert owner.post(f"/settings/team/{business['staff'][0]}/remove").status_code == 302
+    publish(app, business["id"], "message.created", "after the removal")
+    _ends_with_session_changed(stream)
+
+
+def test_a_role_change_reaches_the_members_open_stream(app, make_business, open_stream, told_only):
+    business, stream, owner = _staff_stream(app, make_business, open_stream)
+    role_url = f"/settings/team/{business['staff'][0]}/role"
+    assert owner.post(role_url, {"role": "admin"}).status_code == 302
+    _ends_with_session_changed(stream)
+
+
+def test_saving_the_same_role_leaves_the_members_stream_open(
+    app, make_business, open_stream, told_only
+):
+    business, stream, owner = _staff_stream(app, make_business, open_stream)
+    role_url = f"/settings/team/{business['staff'][0]}/role"
+    assert owner.post(role_url, {"role": "staff"}).status_code == 302
+    event_id = publish(app, business["id"], "message.created", "still here")
+    assert [m.id for m in stream.messages_until("message.created")] == [event_id]
+
+
+def test_signing_out_closes_the_open_streams_of_that_session(
+    app, client, actions, signed_in, open_stream, told_only
+):
+    other_tab = open_stream()
+    other_tab.messages_until("ready")
+    assert actions.sign_out().status_code == 302
+    _ends_with_session_changed(other_tab)
+
+
+def test_signing_out_other_devices_closes_their_streams_and_keeps_this_ones(
+    app, client, actions, make_business, open_stream, told_only
+):
+    business = make_business()
+    sign_in_without_password(app, client, business["owner"][0])
+    laptop = app.test_client()
+    sign_in_without_password(app, laptop, business["owner"][0])
+    here, there = open_stream(), open_stream(through=laptop)
+    here.messages_until("ready")
+    there.messages_until("ready")
+    assert actions.post("/settings/profile/sign-out-other-devices").status_code == 302
+    _ends_with_session_changed(there)
+    event_id = publish(app, business["id"], "message.created", "for this device")
+    assert [m.id for m in here.messages_until("message.created")] == [event_id]
+
+
+def test_a_password_change_closes_the_streams_of_the_other_sessions(
+    app, client, actions, make_business, open_stream, told_only
+):
+    business = make_business()
+    sign_in_without_password(app, client, business["owner"][0])
+    laptop = app.test_client()
+    sign_in_without_password(app, laptop, business["owner"][0])
+    there = open_stream(through=laptop)
+    there.messages_until("ready")
+    form = {"current_password": PASSWORD, "password": "a-brand-new-password"}
+    assert actions.post("/settings/profile/password", form).status_code == 302
+    _ends_with_session_changed(there)
+
+
+def test_a_stream_finds_out_by_itself_that_its_session_ended(
+    app, client, signed_in, open_stream, monkeypatch
+):
+    # As if the message that tells streams had been lost: the session ends silently.
+    monkeypatch.setattr(events, "SESSION_CHECK_SECONDS", 0.2)
+    stream = open_stream()
+    stream.messages_until("ready")
+    with app.app_context():
+        db.session.execute(db.delete(UserSession))
+        db.session.commit()
+    _ends_with_session_changed(stream)
+
+
+def test_a_stream_whose_session_ends_while_it_opens_sends_only_session_changed(
+    app, client, signed_in, monkeypatch, told_only
+):
+    hub = events.hub_for(app)
+    real_connect = hub.connect
+
+    def connect_after_a_sign_out_elsewhere(business_id, viewer):
+        # The session was valid when the request began and ends before the stream joins the
+        # hub, so the message that tells its streams comes too early for it.
+        with app.app_context():
+            db.session.execute(db.delete(UserSession))
+            db.session.commit()
+            events.close_streams(session_ids=[viewer.session_id])
+        return real_connect(business_id, viewer)
+
+    monkeypatch.setattr(hub, "connect", connect_after_a_sign_out_elsewhere)
+    response = client.get("/events", buffered=False)
+    stream = EventReader(response)
+    try:
+        assert [m.event for m in stream.messages_until("session.changed")] == ["session.changed"]
+        assert stream.read(seconds=2) is None and stream.ended
+    finally:
+        stream.close()
+    assert hub.open_streams == 0
+
+
+def test_a_malformed_access_message_is_ignored(app, signed_in, open_stream, caplog):
+    stream = open_stream()
+    stream.messages_until("ready")
+    redis = app.extensions["twoway.redis"]
+    redis.publish(events._channel_prefix(redis) + "access", b"not json")
+    event_id = publish(app, signed_in, "message.created", "still flowing")
+    assert [m.id for m in stream.messages_until("message.created")] == [event_id]
+    assert "malformed access message" in caplog.text

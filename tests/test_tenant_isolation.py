@@ -232,11 +232,14 @@ def test_an_id_beyond_the_databases_range_is_no_row_for_the_tenancy_check(app, m
     from werkzeug.exceptions import NotFound
 
     from app.models import User
+    from app.services import sessions
     from app.services.tenancy import owned_or_404
 
     mine = make_business()
     with app.test_request_context():
-        login_user(db.session.get(User, mine["owner"][0]))
+        owner = db.session.get(User, mine["owner"][0])
+        sessions.start(owner, remembered=False, user_agent="pytest")
+        login_user(owner)
         for row_id in (0, -1, 2**31, 10**22):
             try:
                 owned_or_404(Client, row_id)

@@ -7,6 +7,7 @@ from app.models.accounts import (
     Invitation,
     PendingSignUp,
     User,
+    UserSession,
 )
 from app.models.booking import (
     APPOINTMENT_STATES,
@@ -70,5 +71,6 @@ __all__ = [
     "TextBalance",
     "TextLedgerEntry",
     "User",
+    "UserSession",
     "Verification",
 ]

@@ -1,11 +1,11 @@
-"""Businesses, their staff and invitations."""
+"""Businesses, their staff, their signed-in sessions and invitations."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -56,6 +56,19 @@ class User(UserMixin, db.Model):
 
     business: Mapped[Business] = relationship(back_populates="staff")
 
+    # The signed-in session (UserSession) this object was loaded through or signed in with,
+    # set by app.services.sessions; None for a user loaded any other way. Not columns.
+    session_id = None
+    session_token = None
+
+    def get_session_token(self) -> str:
+        """What Flask-Login keeps in the session and the remember cookie (the login manager's
+        `id_attribute`): the session's token, never the bare user id, so that ending the
+        session on the server ends every cookie that carries it."""
+        if self.session_token is None:
+            raise RuntimeError("sign in through app.services.sessions.start, not login_user alone")
+        return self.session_token
+
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
         return self.deactivated_at is None
@@ -63,6 +76,21 @@ class User(UserMixin, db.Model):
     @property
     def can_change_settings(self) -> bool:
         return self.role in SETTINGS_ROLES
+
+
+class UserSession(db.Model):
+    """One sign-in of a staff member on one browser: its cookies carry a random token, stored
+    here only as a hash. Deleting the row signs that browser out (app.services.sessions)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+    remembered: Mapped[bool] = mapped_column(Boolean, default=False)  # "Keep me signed in"
+
+    user: Mapped[User] = relationship()
 
 
 class Invitation(db.Model):

@@ -58,6 +58,7 @@ def register_blueprints(app: Flask) -> None:
         events,
         messages,
         notifications,
+        profile,
         push,
         settings,
         shell,
@@ -69,6 +70,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(shell.bp)
     app.register_blueprint(team.bp)
+    app.register_blueprint(profile.bp)
     app.register_blueprint(clients.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(settings.bp)

@@ -1,16 +1,21 @@
 """Sign-up (confirmed from its email), sign-in, sign-out, password reset and accepting an
-invitation."""
+invitation.
+
+Each way of signing in starts a new signed-in session (`_start_session`); signing out ends it
+on the server, so a copied cookie stops working too (app.services.sessions).
+"""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
+from app.models import User
 from app.models.types import utcnow
 from app.plans import DEFAULT_PLAN, PLANS
-from app.services import accounts
+from app.services import accounts, sessions
 from app.services.errors import ServiceError
 from app.services.places import COUNTRIES, time_zones
 from app.services.signin_guard import SignInPaused
@@ -25,6 +30,20 @@ def _safe_next(target: str | None) -> str:
         if not parts.scheme and not parts.netloc:
             return target
     return url_for("shell.inbox")
+
+
+def _start_session(user: User, *, remember: bool = False) -> None:
+    """Signs `user` in on this browser with a new session: whoever was signed in here is
+    signed out (their session ended), and nothing of the cookie session from before is kept,
+    so a session planted before signing in is worth nothing (session fixation)."""
+    if current_user.is_authenticated:
+        sessions.end(current_user.session_id)
+        logout_user()
+    session.clear()
+    if not remember:
+        session["_remember"] = "clear"  # drops a remember cookie left from before, if any
+    sessions.start(user, remembered=remember, user_agent=request.headers.get("User-Agent"))
+    login_user(user, remember=remember)
 
 
 @bp.get("/sign-up")
@@ -81,8 +100,7 @@ def confirm_sign_up(token: str):
         owner = accounts.confirm_sign_up(token)
     except ServiceError as error:
         return render_template("auth/confirm_sign_up.html", pending=None, error=error), 400
-    logout_user()
-    login_user(owner)
+    _start_session(owner)
     flash(f"Welcome to Twoway, {owner.name}. {owner.business.name} is ready.", "success")
     return redirect(url_for("shell.inbox"))
 
@@ -115,13 +133,14 @@ def sign_in():
         return render_template(
             "auth/sign_in.html", email=email, error=error, next=request.form.get("next", "")
         ), 401
-    login_user(user, remember=bool(request.form.get("remember")))
+    _start_session(user, remember=bool(request.form.get("remember")))
     return redirect(_safe_next(request.form.get("next")))
 
 
 @bp.post("/sign-out")
 @login_required
 def sign_out():
+    sessions.end(current_user.session_id)
     logout_user()
     flash("You're signed out.", "info")
     return redirect(url_for("auth.sign_in_form"))
@@ -187,7 +206,6 @@ def join_business(token: str):
             error=error,
             name=request.form.get("name", ""),
         ), 400
-    logout_user()
-    login_user(user)
+    _start_session(user)
     flash(f"Welcome to {user.business.name}, {user.name}.", "success")
     return redirect(url_for("shell.inbox"))

@@ -2,17 +2,21 @@
 
 The signed-in shell connects with htmx's SSE extension (`sse-connect`); fragments listen with
 `sse-swap="<event name>"` or `hx-trigger="sse:<event name>"`. See `app.services.events`.
+Each stream belongs to the signed-in session that opened it, and ends (after `session.changed`)
+when that session ends or its staff member's role changes (`app.services.sessions`).
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, request, url_for
+from collections.abc import Callable
+
+from flask import Blueprint, Flask, Response, abort, current_app, request, url_for
 from flask_login import current_user
 from redis import RedisError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.extensions import db
-from app.services import events
+from app.services import events, sessions
 
 bp = Blueprint("events", __name__)
 
@@ -27,6 +31,15 @@ def stream() -> Response:
         # stops, and htmx retries with a growing delay until a sign-in makes it work.
         abort(401)
     business_id = current_user.business_id
+    viewer = events.Viewer(
+        user_id=current_user.id,
+        session_id=current_user.session_id,
+        still_allowed=_session_check(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            current_user.session_id,
+            current_user.role,
+        ),
+    )
     last_event_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
     # An open stream lasts minutes: it must not hold a database connection all that time.
     db.session.remove()
@@ -35,6 +48,7 @@ def stream() -> Response:
             business_id,
             last_event_id,
             heartbeat_seconds=current_app.config["SSE_HEARTBEAT_SECONDS"],
+            viewer=viewer,
         )
     except (events.EventsUnavailable, RedisError):
         abort(503)
@@ -42,6 +56,17 @@ def stream() -> Response:
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
     return response
+
+
+def _session_check(app: Flask, session_id: int, role: str) -> Callable[[], bool]:
+    """What the open stream calls to learn whether its session still lasts with this role:
+    one lookup by primary key, in an app context of its own (the request is long gone)."""
+
+    def still_allowed() -> bool:
+        with app.app_context():
+            return sessions.is_current(session_id, role)
+
+    return still_allowed
 
 
 @bp.errorhandler(HTTPException)

@@ -1,4 +1,11 @@
-"""Accounts: sign-up, sign-in, password reset, staff invitations and roles."""
+"""Accounts: sign-up, sign-in, password reset and change, staff invitations and roles.
+
+A new password (changed on the profile page, or set through a reset link) ends every other
+signed-in session of its staff member, and a reset ends them all, with every "Keep me signed in"
+cookie: whoever knew the old password or held a copied cookie is signed out. Removing a staff
+member ends all their sessions; a role change reloads their open pages with the new rights
+(app.services.sessions).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ from app.extensions import db
 from app.models import Business, Invitation, PendingSignUp, User
 from app.models.types import utcnow
 from app.plans import PLANS
-from app.services import mail, signin_guard
+from app.services import mail, sessions, signin_guard
 from app.services.errors import ServiceError
 from app.services.places import COUNTRIES, is_time_zone
 from app.services.text_input import single_line
@@ -274,13 +281,33 @@ def user_for_reset_token(token: str) -> User:
 
 
 def reset_password(token: str, new_password: str) -> User:
-    """Sets a new password through a reset link (which then stops working)."""
+    """Sets a new password through a reset link (which then stops working) and ends every
+    signed-in session of its staff member, on this browser too."""
     user = user_for_reset_token(token)
     _check_password(new_password)
     user.password_hash = generate_password_hash(new_password)
-    db.session.commit()
+    sessions.end_all(user)  # commits the new password with it
     signin_guard.clear(user.email)
     return user
+
+
+# The profile: one's own name and password -------------------------------------------------
+
+
+def change_name(user: User, name: str) -> None:
+    """Renames the signed-in staff member (their past messages show the new name)."""
+    user.name = _check_name(name, "name", "your name")
+    db.session.commit()
+
+
+def change_password(user: User, current_password: str, new_password: str) -> None:
+    """Sets a new password when `current_password` is right, and ends every other signed-in
+    session of the staff member (the one they are using stays). Raises ServiceError."""
+    if not check_password_hash(user.password_hash, current_password):
+        raise ServiceError("Your current password isn't right.", field="current_password")
+    _check_password(new_password)
+    user.password_hash = generate_password_hash(new_password)
+    sessions.end_others(user, keep_session_id=user.session_id)  # commits the password with it
 
 
 # Staff: invitations and roles -------------------------------------------------------------
@@ -394,8 +421,11 @@ def change_role(actor: User, member: User, role: str) -> None:
         raise ServiceError("The owner's role can't be changed.")
     if role not in INVITABLE_ROLES:
         raise ServiceError("Choose admin or staff.", field="role")
+    if member.role == role:
+        return
     member.role = role
     db.session.commit()
+    sessions.role_changed(member)
 
 
 def remove_staff(actor: User, member: User) -> None:
@@ -406,7 +436,7 @@ def remove_staff(actor: User, member: User) -> None:
     if member.id == actor.id:
         raise ServiceError("You can't remove yourself.")
     member.deactivated_at = utcnow()
-    db.session.commit()
+    sessions.end_all(member)  # commits the removal with it
 
 
 def public_url(endpoint: str, **values: object) -> str:

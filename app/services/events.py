@@ -23,6 +23,13 @@ Framing (one SSE message per event):
 Besides the published events a stream sends `retry: 3000` first, then `ready` (carrying the
 stream's position as its id) once it is live, `reset` when the events the client asked for are
 no longer kept (the page should reload its fragments), and a `: heartbeat` comment when idle.
+
+A stream belongs to one signed-in session (`Viewer`). When that session ends, or its staff
+member's role changes, the stream sends `session.changed` and ends, and the page loads itself
+again (app.js). It learns so at once from `close_streams` (a message on the `access` channel,
+which every hub hears, so it reaches the stream in whichever process holds it), and it also
+checks its session when it opens, every SESSION_CHECK_SECONDS and after the hub re-subscribed
+(when such a message may have been missed).
 """
 
 from __future__ import annotations
@@ -34,12 +41,12 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
-from redis import Redis
+from redis import Redis, RedisError
 
 from app.extensions import get_redis
 
@@ -50,7 +57,8 @@ log = logging.getLogger(__name__)
 EVENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*\Z")
 READY = "ready"  # sent by every stream once it is live; its id is the stream's position
 RESET = "reset"  # sent when events were missed that are no longer kept: reload the fragments
-RESERVED_NAMES = frozenset({READY, RESET})
+SESSION_CHANGED = "session.changed"  # the stream's session ended or its role changed: reload
+RESERVED_NAMES = frozenset({READY, RESET, SESSION_CHANGED})
 
 RECONNECT_MILLISECONDS = 3000  # the SSE `retry:` the browser waits before reconnecting
 # A stream ends after this long and the browser reconnects (resuming with Last-Event-ID): the
@@ -59,6 +67,9 @@ STREAM_MAX_SECONDS = 600.0
 # A business's stream is dropped after this long without events, so idle businesses cost no
 # memory; a page reconnecting after that gets `reset`.
 IDLE_STREAM_SECONDS = 24 * 3600
+# An open stream checks that its session still lasts (with the role it opened with) this often,
+# besides being told at once by `close_streams`: the check catches a message that was lost.
+SESSION_CHECK_SECONDS = 60.0
 # Live events queued for one slow connection; beyond this it catches up from the stream.
 CONNECTION_QUEUE_SIZE = 1000
 CONCURRENT_READS = 8  # streams of one process reading what they missed at the same time
@@ -82,6 +93,7 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('PUBLISH', ARGV[5], id .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[3])
 return id
 """
+_ACCESS_CHANNEL = "access"  # after the channel prefix, beside the businesses' ids
 
 
 class EventsUnavailable(RuntimeError):
@@ -110,6 +122,18 @@ def publish(business_id: int, name: str, data: str | dict[str, Any]) -> str:
         ],
     )
     return event_id.decode()
+
+
+def close_streams(*, session_ids: Iterable[int] = (), user_id: int | None = None) -> None:
+    """Closes, in every process, the open streams of these signed-in sessions and every open
+    stream of this staff member: each sends `session.changed` and ends. Call it after the
+    change is committed. If Redis is unreachable the streams find out at their next check."""
+    message = json.dumps({"sessions": list(session_ids), "user": user_id})
+    redis = get_redis()
+    try:
+        redis.publish(_channel_prefix(redis) + _ACCESS_CHANNEL, message)
+    except RedisError:
+        log.warning("could not tell open streams that their access changed", exc_info=True)
 
 
 def latest_event_id(business_id: int) -> str:
@@ -175,15 +199,29 @@ class _LiveEvent:
 
 
 _RESYNC = object()  # the hub re-subscribed: live events may have been missed meanwhile
+_WAKE = object()  # look at the connection's flags
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Whom a stream is for: a staff member's signed-in session. `still_allowed` says whether
+    that session still lasts with the role the stream opened with; it is called outside the
+    request (it opens its own app context)."""
+
+    user_id: int
+    session_id: int
+    still_allowed: Callable[[], bool]
 
 
 class _Connection:
     """One open stream's mailbox in the hub."""
 
-    def __init__(self, business_id: int):
+    def __init__(self, business_id: int, viewer: Viewer):
         self.business_id = business_id
+        self.viewer = viewer
         self.inbox: queue.Queue[Any] = queue.Queue(maxsize=CONNECTION_QUEUE_SIZE)
         self.overflowed = False  # live events were dropped: catch up from the stream
+        self.access_changed = False  # its session ended or its role changed (close_streams)
 
     def offer(self, item: Any) -> None:
         try:
@@ -193,14 +231,15 @@ class _Connection:
 
 
 def open_stream(
-    business_id: int, last_event_id: str | None, *, heartbeat_seconds: float
+    business_id: int, last_event_id: str | None, *, heartbeat_seconds: float, viewer: Viewer
 ) -> EventStream:
-    """A business's live event stream as SSE bytes, starting after `last_event_id` (the
-    `Last-Event-ID` a reconnecting browser sends) or from now. Raises EventsUnavailable when
-    Redis cannot be subscribed to. Needs an app context; the stream itself does not."""
+    """A business's live event stream for `viewer` as SSE bytes, starting after
+    `last_event_id` (the `Last-Event-ID` a reconnecting browser sends) or from now. Raises
+    EventsUnavailable when Redis cannot be subscribed to. Needs an app context; the stream
+    itself does not."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     hub = hub_for(app)
-    connection = hub.connect(business_id)
+    connection = hub.connect(business_id, viewer)
     try:
         stream = EventStream(
             hub,
@@ -234,18 +273,27 @@ class EventStream:
         self._redis = redis
         self._retained = retained
         self._heartbeat_seconds = heartbeat_seconds
-        self._ends_at = time.monotonic() + STREAM_MAX_SECONDS
+        now = time.monotonic()
+        self._ends_at = now + STREAM_MAX_SECONDS
+        self._heartbeat_at = now + heartbeat_seconds
+        self._check_at = now  # the session is checked before anything is sent
         self._sent: tuple[int, int] = (0, 0)  # the newest position the client has
         self._pending: list[bytes] = []
+        self._ending = False  # send what is pending, then end
         self._closed = False
 
     def start(self, last_event_id: str | None) -> None:
         """Reads what the client missed (the hub is already delivering live events to us, so
-        nothing can fall between the two) and prepares the opening of the stream."""
+        nothing can fall between the two) and prepares the opening of the stream. A session
+        that ended meanwhile (its `close_streams` may have come before we joined the hub) gets
+        only `session.changed`."""
         opening = [f"retry: {RECONNECT_MILLISECONDS}\n\n".encode()]
-        opening += self._catch_up(last_event_id)
-        position = _id_of(self._sent)
-        opening.append(format_event(READY, "", position))
+        if self._access_lost():
+            opening.append(format_event(SESSION_CHANGED, ""))
+            self._ending = True
+        else:
+            opening += self._catch_up(last_event_id)
+            opening.append(format_event(READY, "", _id_of(self._sent)))
         self._pending.append(b"".join(opening))
 
     def __iter__(self) -> Iterator[bytes]:
@@ -254,27 +302,58 @@ class EventStream:
     def __next__(self) -> bytes:
         while not self._closed:
             if self._pending:
-                return self._pending.pop(0)
+                return self._sending(self._pending.pop(0))
+            if self._ending:
+                break
+            if self._access_lost():
+                self._pending.append(format_event(SESSION_CHANGED, ""))
+                self._ending = True
+            if self._ending:
+                continue
             if self._connection.overflowed:
                 self._connection.overflowed = False
                 self._pending += self._catch_up(_id_of(self._sent))
                 continue
-            remaining = self._ends_at - time.monotonic()
-            if remaining <= 0:
+            now = time.monotonic()
+            if now >= self._ends_at:
                 break
+            if now >= self._heartbeat_at:
+                return self._sending(HEARTBEAT)
+            wake_at = min(self._heartbeat_at, self._ends_at, self._check_at)
             try:
-                item = self._connection.inbox.get(timeout=min(self._heartbeat_seconds, remaining))
+                item = self._connection.inbox.get(timeout=wake_at - now)
             except queue.Empty:
-                if remaining > self._heartbeat_seconds:
-                    return HEARTBEAT
                 continue
             if item is _RESYNC:
+                self._check_at = 0.0  # a `close_streams` may have been missed too
                 self._pending += self._catch_up(_id_of(self._sent))
+            elif item is _WAKE:
+                continue
             elif item.position > self._sent:
                 self._sent = item.position
-                return item.frame
+                return self._sending(item.frame)
         self.close()
         raise StopIteration
+
+    def _sending(self, chunk: bytes) -> bytes:
+        self._heartbeat_at = time.monotonic() + self._heartbeat_seconds  # a beat when idle
+        return chunk
+
+    def _access_lost(self) -> bool:
+        """True when the stream's session ended or its role changed: told by `close_streams`,
+        or found by checking (when a check is due). A check that fails ends the stream
+        without a word (the browser reconnects, and the sign-in is checked again)."""
+        if self._connection.access_changed:
+            return True
+        if time.monotonic() < self._check_at:
+            return False
+        self._check_at = time.monotonic() + SESSION_CHECK_SECONDS
+        try:
+            return not self._connection.viewer.still_allowed()
+        except Exception:
+            log.warning("could not check an event stream's session; ending it", exc_info=True)
+            self._ending = True
+            return False
 
     def close(self) -> None:
         """Leaves the hub (safe to call more than once)."""
@@ -373,10 +452,11 @@ class EventHub:
         """True while the hub's pub/sub subscription is up."""
         return self._thread is not None and self._ready.is_set()
 
-    def connect(self, business_id: int) -> _Connection:
+    def connect(self, business_id: int, viewer: Viewer) -> _Connection:
         """Joins the hub; once this returns, every event published for the business reaches
-        the connection. Raises EventsUnavailable when Redis cannot be subscribed to."""
-        connection = _Connection(business_id)
+        the connection, and so does `close_streams` for the viewer. Raises EventsUnavailable
+        when Redis cannot be subscribed to."""
+        connection = _Connection(business_id, viewer)
         with self._lock:
             self._connections.setdefault(business_id, set()).add(connection)
             if self._thread is None:
@@ -453,6 +533,9 @@ class EventHub:
                 return
 
     def _deliver(self, channel: bytes, payload: bytes) -> None:
+        if channel == self._prefix + _ACCESS_CHANNEL.encode():
+            self._deliver_access(payload)
+            return
         try:
             business_id = int(channel.removeprefix(self._prefix))
             event_id, name, data = payload.decode().split("\n", 2)
@@ -468,6 +551,27 @@ class EventHub:
             event = _LiveEvent(position, format_event(name, data, event_id))
             for connection in connections:
                 connection.offer(event)
+
+    def _deliver_access(self, payload: bytes) -> None:
+        """A `close_streams` message: flags the streams it names (a flag, not a queued item, so
+        that even a connection whose queue is full gets it) and wakes them."""
+        try:
+            message = json.loads(payload)
+            session_ids = {int(n) for n in message["sessions"]}
+            user_id = message["user"]
+        except (ValueError, TypeError, KeyError):
+            log.warning("ignored a malformed access message")
+            return
+        with self._lock:
+            connections = [
+                c
+                for group in self._connections.values()
+                for c in group
+                if c.viewer.session_id in session_ids or c.viewer.user_id == user_id
+            ]
+        for connection in connections:
+            connection.access_changed = True
+            connection.offer(_WAKE)
 
     def _broadcast(self, item: object) -> None:
         with self._lock:

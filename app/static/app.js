@@ -16,6 +16,20 @@ document.addEventListener("htmx:sseMessage", function (event) {
   source.setAttribute("sse-connect", url.pathname + url.search);
 });
 
+// An event stream message on an element marked data-sse-reload loads the page again: the
+// server sends `session.changed` when this page's session ended (signed out here or elsewhere,
+// removed from the team) or its role changed, and the page shows the sign-in page or the new
+// role's rights. Not while the page is already leaving: its own sign-out form is on its way.
+var leaving = false;
+window.addEventListener("beforeunload", function () { leaving = true; });
+window.addEventListener("pageshow", function () { leaving = false; });
+document.addEventListener("htmx:sseBeforeMessage", function (event) {
+  if (!event.target.hasAttribute("data-sse-reload")) return;
+  event.preventDefault();
+  // A GET of this address, even when the page came from a form's POST.
+  if (!leaving) location.replace(location.pathname + location.search);
+});
+
 // The stream says events this page missed are no longer kept: reload to show the current
 // state, instead of swapping the `reset` message into the page.
 document.addEventListener("htmx:sseBeforeMessage", function (event) {
