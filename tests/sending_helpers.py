@@ -54,6 +54,31 @@ def make_client(app: Flask, business_id: int, phone: str | None = "+15557654321"
         return client.id
 
 
+def store_unread_text(
+    business_id: int, client_id: int, body: str = "Can I come at 4?", *, number="+15557654321"
+) -> int:
+    """In an app context: an inbound text from the client that nobody has read, in the inbox
+    as the inbound pipeline stores it (the row and its conversation needing attention)."""
+    from app.services import inbox
+
+    message = Message(
+        business_id=business_id,
+        client_id=client_id,
+        channel="text",
+        direction="inbound",
+        kind="direct",
+        body=body,
+        sender=number,
+        recipient="+18885550123",
+        status="received",
+    )
+    db.session.add(message)
+    db.session.flush()
+    inbox.record_message(message, attention=True, now=_now())
+    db.session.commit()
+    return message.id
+
+
 def parts_of(app: Flask, message_id: int) -> list[dict]:
     with app.app_context():
         parts = db.session.execute(

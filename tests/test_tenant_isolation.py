@@ -14,6 +14,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Client, ClientImport, Invitation, Notification, PushSubscription
 from app.models.types import utcnow
+from tests.sending_helpers import store_unread_text
 
 # URL parameters that are not ids of a business's rows, and a value each accepts.
 NOT_ROW_IDS = {"filename": "app.css", "token": "not-a-token", "kind": "phone"}
@@ -250,34 +251,8 @@ def test_an_id_beyond_the_databases_range_is_no_row_for_the_tenancy_check(app, m
 
 def _make_client_with_unread_text(business: dict) -> int:
     """A client whose conversation has a text nobody has read yet (opening it would mark it)."""
-    from app.models import Conversation, Message
-
     client_id = _make_client(business)
-    message = Message(
-        business_id=business["id"],
-        client_id=client_id,
-        channel="text",
-        direction="inbound",
-        kind="direct",
-        body="Can I come at 4?",
-        sender="+15557654321",
-        recipient="+15550000000",
-        status="received",
-    )
-    db.session.add(message)
-    db.session.flush()
-    db.session.add(
-        Conversation(
-            business_id=business["id"],
-            client_id=client_id,
-            last_message_id=message.id,
-            last_inbound_message_id=message.id,
-            last_activity_at=utcnow(),
-            needs_attention=True,
-            attention_since=utcnow(),
-        )
-    )
-    db.session.commit()
+    store_unread_text(business["id"], client_id)
     return client_id
 
 

@@ -10,32 +10,10 @@ import pytest
 from playwright.sync_api import expect
 
 from app.extensions import db
-from app.models import Message, Notification
-from app.models.types import utcnow
-from app.services import inbox
-from tests.sending_helpers import make_client
+from app.models import Notification
+from tests.sending_helpers import make_client, store_unread_text
 
 pytestmark = pytest.mark.e2e
-
-
-def _unread_text(app, business_id: int, client_id: int, body: str) -> None:
-    """An inbound text from the client that nobody has read, in the inbox as it arrives."""
-    with app.app_context():
-        message = Message(
-            business_id=business_id,
-            client_id=client_id,
-            channel="text",
-            direction="inbound",
-            kind="direct",
-            body=body,
-            sender="+15557654321",
-            recipient="+18885550123",
-            status="received",
-        )
-        db.session.add(message)
-        db.session.flush()
-        inbox.record_message(message, attention=True, now=utcnow())
-        db.session.commit()
 
 
 def _is_read(url: str, method: str = "POST"):
@@ -47,7 +25,8 @@ def test_on_a_phone_opening_a_conversation_from_the_inbox_marks_it_read(
 ):
     business = make_business()
     client_id = make_client(app, business["id"])
-    _unread_text(app, business["id"], client_id, "Can I come at 4?")
+    with app.app_context():
+        store_unread_text(business["id"], client_id, "Can I come at 4?")
     sign_in(phone, business["owner"][1])
     row = phone.locator(".inbox-row").first
     expect(row).to_have_class(re.compile(r"\bis-unread\b"))
