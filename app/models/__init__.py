@@ -8,6 +8,7 @@ from app.models.accounts import (
     PendingSignUp,
     User,
 )
+from app.models.alerts import DailyAlert
 from app.models.booking import (
     APPOINTMENT_STATES,
     AUTO_EVENTS,
@@ -58,6 +59,7 @@ __all__ = [
     "ClientPhone",
     "ClientTag",
     "Conversation",
+    "DailyAlert",
     "ConversationRead",
     "DedicatedNumber",
     "Invitation",
