@@ -513,12 +513,15 @@ def _alert_out_of_texts(business: Business, now: datetime) -> None:
     In the caller's transaction: rolled back with it, so a day is never marked without its
     alert."""
     day = now.astimezone(ZoneInfo(business.time_zone)).date().isoformat()
+    # RETURNING says whether this INSERT stored the row (rowcount is not reliable for ON
+    # CONFLICT DO NOTHING across drivers).
     inserted = db.session.execute(
         insert_on_conflict(DailyAlert)
         .values(business_id=business.id, kind=OUT_OF_TEXTS, day=day, created_at=now)
         .on_conflict_do_nothing()
-    ).rowcount
-    if inserted != 1:
+        .returning(DailyAlert.day)
+    ).first()
+    if inserted is None:
         return
     notification = notifications.notify(
         business.id,
