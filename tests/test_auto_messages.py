@@ -6,6 +6,7 @@ Auto messages tab edits them."""
 from __future__ import annotations
 
 import re
+import threading
 from datetime import timedelta
 
 import pytest
@@ -28,7 +29,7 @@ from app.services.booking import auto_messages
 from app.services.booking.signals import appointment_changed
 from app.services.phones import client_time_zone
 from app.services.segments import check_text
-from tests.conftest import page_text
+from tests.conftest import TEST_DATABASE_URL, page_text
 from tests.sending_helpers import accepted, give_dedicated_number, make_client, sends
 from tests.texting_helpers import complete_business_info, use_sandbox
 
@@ -618,3 +619,36 @@ def test_the_conversation_shows_what_each_automatic_text_is_and_its_number(
     actions.sign_in(verified["owner"][1])
     html = page_text(actions.client.get(f"/messages/clients/{verified['client']}"))
     assert "Reminder · from your number" in html
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="real concurrent transactions need PostgreSQL")
+def test_senders_racing_on_an_empty_balance_alert_the_owner_once(texting_app, shared, run_jobs):
+    _empty_balance(texting_app, shared)
+    appointment_ids = [_appointment(texting_app, shared) for _ in range(6)]
+    start = threading.Barrier(len(appointment_ids), timeout=10)
+    errors: list[BaseException] = []
+
+    def send(appointment_id: int) -> None:
+        try:
+            with texting_app.app_context():
+                appointment = db.session.get(Appointment, appointment_id)
+                start.wait()
+                auto_messages.add_auto_message(appointment, "booking_confirmation", now=utcnow())
+                db.session.commit()
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in appointment_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    with texting_app.app_context():
+        assert db.session.execute(
+            db.select(db.func.count()).select_from(Message).where(Message.status == "failed")
+        ).scalar_one() == len(appointment_ids)
+        assert (
+            db.session.execute(db.select(db.func.count()).select_from(Notification)).scalar_one()
+            == 1
+        )
