@@ -3,6 +3,9 @@
 `send_text` checks everything that can refuse a text (its length, the client's phone, an
 opt-out, the sender, the balance), then saves the message, its parts and the charge in one
 transaction, and queues `jobs.sending.send_message`. Nothing has gone out when it refuses.
+`add_text` stores a text Twoway writes itself (an automatic message about an appointment) the
+same way, inside the caller's transaction, queued after its commit; a balance that cannot
+cover it stores it failed, with the reason, instead of refusing (the caller's change stands).
 
 The job sends the parts in order, each through `Gateway.send_part` with the part's
 `client_ref`, under the account-wide rate (`app.services.rate_limit`). A part is never sent

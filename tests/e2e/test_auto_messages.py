@@ -26,7 +26,9 @@ def test_on_a_phone_an_owner_edits_previews_and_resets_an_automatic_message(
     expected = message_templates.preview(template, business_name="Bright Smile Dental")
     assert expected.count == 2
     editor.get_by_label("Message").fill(template)
-    expect(editor.locator(".auto-preview-text")).to_contain_text("Hi Sam! See you soon at Bright Smile Dental. Bring")
+    expect(editor.locator(".auto-preview-text")).to_contain_text(
+        "Hi Sam! See you soon at Bright Smile Dental. Bring"
+    )
     expect(editor.locator(".auto-preview-count")).to_have_text(expected.split.summary)
     editor.get_by_role("button", name="Save").click()
     editor = phone.locator("#auto-booking_confirmation")
