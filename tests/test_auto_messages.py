@@ -24,7 +24,7 @@ from app.models import (
     OptOut,
 )
 from app.models.types import utcnow
-from app.services import balance, message_templates
+from app.services import balance, message_templates, texting
 from app.services.booking import auto_messages
 from app.services.booking.signals import appointment_changed
 from app.services.phones import client_time_zone
@@ -652,3 +652,19 @@ def test_senders_racing_on_an_empty_balance_alert_the_owner_once(texting_app, sh
             db.session.execute(db.select(db.func.count()).select_from(Notification)).scalar_one()
             == 1
         )
+
+
+def test_while_the_number_is_pending_booking_texts_go_from_the_shared_number_and_confirm_is_hidden(
+    texting_app, shared, actions, run_jobs
+):
+    with texting_app.app_context():
+        texting.activate_two_way_texting(shared["id"], user_id=shared["owner"][0], now=utcnow())
+    run_jobs()  # the number is bought; its verification is pending
+    with texting_app.app_context():
+        assert texting.held_number(shared["id"]).verification.state == "pending"
+    message_id = _send(texting_app, _appointment(texting_app, shared), "booking_confirmation")
+    with texting_app.app_context():
+        assert db.session.get(Message, message_id).sender == SHARED
+    actions.sign_in(shared["owner"][1])
+    html = page_text(actions.client.get(TAB))
+    assert 'name="ask_to_confirm"' not in html and "Until the carriers verify" in html
