@@ -17,7 +17,12 @@ from app.models.types import utcnow
 from tests.sending_helpers import store_unread_text
 
 # URL parameters that are not ids of a business's rows, and a value each accepts.
-NOT_ROW_IDS = {"filename": "app.css", "token": "not-a-token", "kind": "phone"}
+NOT_ROW_IDS = {
+    "filename": "app.css",
+    "token": "not-a-token",
+    "kind": "phone",
+    "event": "reminder",
+}
 
 # Ids no row can have: one past the id columns' range (integer, 2**31 - 1), and 23 digits.
 IDS_OUT_OF_RANGE = (str(2**31), "1" + "0" * 22)

@@ -9,6 +9,7 @@ from app.models.accounts import (
     User,
     UserSession,
 )
+from app.models.alerts import DailyAlert
 from app.models.booking import (
     APPOINTMENT_STATES,
     AUTO_EVENTS,
@@ -59,6 +60,7 @@ __all__ = [
     "ClientPhone",
     "ClientTag",
     "Conversation",
+    "DailyAlert",
     "ConversationRead",
     "DedicatedNumber",
     "Invitation",

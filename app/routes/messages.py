@@ -11,10 +11,10 @@ from markupsafe import Markup
 
 from app.extensions import db, get_redis
 from app.htmx import is_htmx_request
-from app.models import Client
+from app.models import AUTO_EVENTS, Client
 from app.models.messages import Message
 from app.models.types import utcnow
-from app.services import balance, clients, email_messages, inbound, inbox, sending
+from app.services import balance, clients, email_messages, inbound, inbox, sending, texting
 from app.services.errors import ServiceError
 from app.services.segments import MAX_CHARACTERS, plain_quotes, split_text
 from app.services.tenancy import owned_or_404
@@ -274,6 +274,19 @@ def new():
     if is_htmx_request():
         return render_template("messages/_picker_results.html", rows=rows, query=query)
     return render_template("messages/new.html", client=None, rows=rows, query=query)
+
+
+@bp.app_template_filter("auto_label")
+def auto_label(message: Message) -> str | None:
+    """What an automatic message is ("Booking confirmation", "Reminder") and, for a text,
+    which number it went from; None for a message a person wrote."""
+    if message.auto_event is None:
+        return None
+    label = AUTO_EVENTS.get(message.auto_event, "Automatic message")
+    if message.channel != "text":
+        return f"{label} · by email"
+    shared = message.sender in texting.system_numbers()
+    return f"{label} · {'from the shared number' if shared else 'from your number'}"
 
 
 @bp.app_template_filter("email_parts")

@@ -1,12 +1,14 @@
-"""Settings → Business info, and Settings → Auto Client Messages and SMS (its "SMS Settings"
-tab: two-way texting, the "Do not reply" auto message, or no auto reply). Owner and admins
-only, except the verification banner, which every staff member sees."""
+"""Settings → Business info, and Settings → Auto Client Messages and SMS: its "SMS Settings"
+tab (two-way texting, the "Do not reply" auto message, or no auto reply) and its "Auto
+messages" tab (the automatic messages about appointments). Owner and admins only, except the
+verification banner, which every staff member sees."""
 
 from __future__ import annotations
 
 from flask import (
     Blueprint,
     Response,
+    abort,
     flash,
     g,
     make_response,
@@ -17,12 +19,16 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
+from app.extensions import db
 from app.htmx import is_htmx_request
 from app.models import SMS_SETTINGS
+from app.models.booking import AUTO_CHANNELS, AUTO_EVENTS, MAX_REMINDERS, REMINDER_OFFSETS_HOURS
 from app.models.types import utcnow
 from app.routes.guards import settings_role_required
 from app.services import business_info, texting, verification
+from app.services.booking import auto_messages
 from app.services.errors import ServiceError
+from app.services.message_templates import APPOINTMENT_PLACEHOLDERS
 from app.services.places import COUNTRIES, time_zones
 from app.templating import local_date
 
@@ -198,6 +204,134 @@ def resubmit_verification():
     else:
         flash("Sent to the carriers again: verification is pending.", "success")
     return redirect(url_for("settings.sms_settings"))
+
+
+# --- Auto Client Messages and SMS → Auto messages ------------------------------------------
+
+
+def _event_or_404(event: str) -> str:
+    if event not in AUTO_EVENTS:
+        abort(404)
+    return event
+
+
+def _auto_context(
+    setting: auto_messages.AutoSetting,
+    *,
+    template: str | None = None,
+    error: ServiceError | None = None,
+    saved: str | None = None,
+) -> dict:
+    """One event's editor: the setting (or what was typed, when it was refused), whether
+    replies can reach the business, and the preview of the text in the box."""
+    business_id = current_user.business_id
+    text = setting.template if template is None else template
+    return dict(
+        setting=setting,
+        template=text,
+        confirm=auto_messages.confirm_by_reply(business_id),
+        preview=auto_messages.preview(
+            business_id, setting.event, text, ask_to_confirm=setting.ask_to_confirm
+        ),
+        channels=AUTO_CHANNELS,
+        offsets=REMINDER_OFFSETS_HOURS,
+        max_reminders=MAX_REMINDERS,
+        placeholders=APPOINTMENT_PLACEHOLDERS,
+        error=error,
+        saved=saved,
+    )
+
+
+@bp.get("/messages/auto")
+@settings_role_required
+def auto_messages_page():
+    settings = auto_messages.all_settings(current_user.business_id)
+    return render_template(
+        "settings/auto_messages.html", editors=[_auto_context(setting) for setting in settings]
+    )
+
+
+def _posted_setting(event: str) -> auto_messages.AutoSetting:
+    """What the editor's form holds, as a setting (for showing it again when refused)."""
+    form = request.form
+    stored = auto_messages.setting_for(current_user.business_id, event)
+    shown = "confirm_shown" in form  # the confirm options were on the page
+    return auto_messages.AutoSetting(
+        event=event,
+        enabled=bool(form.get("enabled")),
+        channel=form.get("channel", stored.channel),
+        template=form.get("template", ""),
+        customised=stored.customised,
+        reminder_hours=tuple(form.getlist("reminder_hours", type=int)),
+        ask_to_confirm=bool(form.get("ask_to_confirm")) if shown else stored.ask_to_confirm,
+        thank_for_confirming=bool(form.get("thank_for_confirming"))
+        if shown
+        else stored.thank_for_confirming,
+    )
+
+
+def _editor(context: dict, status: int = 200):
+    if is_htmx_request():
+        return render_template("settings/_auto_message.html", **context), 200
+    if status != 200:
+        settings = auto_messages.all_settings(current_user.business_id)
+        editors = [
+            context if s.event == context["setting"].event else _auto_context(s) for s in settings
+        ]
+        return render_template("settings/auto_messages.html", editors=editors), status
+    flash(context["saved"], "success")
+    return redirect(url_for("settings.auto_messages_page") + f"#auto-{context['setting'].event}")
+
+
+@bp.post("/messages/auto/<event>")
+@settings_role_required
+def save_auto_message(event: str):
+    event = _event_or_404(event)
+    form = request.form
+    confirm_shown = "confirm_shown" in form  # the confirm options were on the page
+    try:
+        setting = auto_messages.save_setting(
+            current_user.business_id,
+            event,
+            enabled=bool(form.get("enabled")),
+            channel=form.get("channel", ""),
+            template=form.get("template", ""),
+            reminder_hours=form.getlist("reminder_hours", type=int),
+            ask_to_confirm=bool(form.get("ask_to_confirm")) if confirm_shown else None,
+            thank_for_confirming=bool(form.get("thank_for_confirming")) if confirm_shown else None,
+            user_id=current_user.id,
+            now=utcnow(),
+        )
+    except ServiceError as error:
+        db.session.rollback()
+        posted = _posted_setting(event)
+        return _editor(_auto_context(posted, template=posted.template, error=error), 422)
+    return _editor(_auto_context(setting, saved=f"{setting.label}: saved."))
+
+
+@bp.post("/messages/auto/<event>/reset")
+@settings_role_required
+def reset_auto_message(event: str):
+    """Reset to default: the default text back in the editor, and stored."""
+    event = _event_or_404(event)
+    setting = auto_messages.reset_template(
+        current_user.business_id, event, user_id=current_user.id, now=utcnow()
+    )
+    return _editor(_auto_context(setting, saved=f"{setting.label}: default text restored."))
+
+
+@bp.post("/messages/auto/<event>/preview")
+@settings_role_required
+def preview_auto_message(event: str):
+    """The editor's live preview and part count (htmx, as the composer's count)."""
+    event = _event_or_404(event)
+    preview = auto_messages.preview(
+        current_user.business_id,
+        event,
+        request.form.get("template", ""),
+        ask_to_confirm=bool(request.form.get("ask_to_confirm")),
+    )
+    return render_template("settings/_auto_preview.html", event=event, preview=preview)
 
 
 # --- The verification banner on every signed-in page ----------------------------------------

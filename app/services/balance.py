@@ -150,6 +150,21 @@ def reserve(
     """Takes `texts` from the balance (allowance first) in the current transaction, or raises
     ServiceError and changes nothing when the balance cannot cover them all. The caller
     commits (with the message it pays for, so both are saved or neither)."""
+    charge = try_reserve(business_id, texts, now, message_id=message_id)
+    if charge is None:
+        row = db.session.get(TextBalance, business_id)
+        left = row.allowance_left + row.purchased_left if row is not None else 0
+        db.session.rollback()
+        raise ServiceError(not_enough_message(texts, left), field="body")
+    return charge
+
+
+def try_reserve(
+    business_id: int, texts: int, now: datetime, *, message_id: int | None = None
+) -> Charge | None:
+    """`reserve` for a caller whose transaction must go on when the balance cannot cover the
+    texts (an automatic message stored as failed): None, with nothing taken and nothing
+    rolled back. The balance row stays locked until the caller's transaction ends."""
     if texts <= 0:
         raise ValueError("a reservation is for at least one text")
     business = _business(business_id)
@@ -159,9 +174,7 @@ def reserve(
         return Charge(texts, 0, month, unlimited=True)
     row = _lock_current(business, now)
     if row.allowance_left + row.purchased_left < texts:
-        left = row.allowance_left + row.purchased_left
-        db.session.rollback()
-        raise ServiceError(not_enough_message(texts, left), field="body")
+        return None
     from_allowance = min(row.allowance_left, texts)
     from_purchased = texts - from_allowance
     # The row is locked, and the condition repeats the check in the statement itself: the
@@ -180,8 +193,7 @@ def reserve(
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # pragma: no cover - the lock makes this unreachable
-        db.session.rollback()
-        raise ServiceError(not_enough_message(texts, 0), field="body")
+        return None
     db.session.add(
         TextLedgerEntry(
             business_id=business_id,

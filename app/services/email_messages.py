@@ -18,6 +18,7 @@ from app.extensions import db
 from app.models import Business
 from app.models.messages import Message
 from app.services import events, inbox
+from app.services.after_commit import call_after_commit
 from app.services.clients import client_or_none, surviving_client
 from app.services.errors import ServiceError
 from app.services.queues import enqueue
@@ -64,31 +65,100 @@ def send_email_message(
     client = surviving_client(client)
     if not client.emails:
         raise ServiceError(f"{client.name} has no email address.")
-    business = db.session.get(Business, business_id)
-    sender = business.contact_email or current_app.config["MAIL_FROM"]
-    message = Message(
-        business_id=business_id,
-        client_id=client.id,
-        channel="email",
-        direction="outbound",
+    message = _add(
+        business_id,
+        client.id,
+        client.emails[0].email,
+        subject,
+        body,
         kind="direct",
-        body=f"{subject}\n\n{body}",
-        sender=sender[:254],
-        recipient=client.emails[0].email,
-        status="queued",
-        sent_by_id=user_id,
-        created_at=now,
-        updated_at=now,
+        user_id=user_id,
+        now=now,
     )
-    db.session.add(message)
-    db.session.flush()
-    inbox.record_message(message, attention=False, now=now)  # the inbox's latest activity
     db.session.commit()
     from jobs.email_messages import deliver_email_message
 
     enqueue(deliver_email_message, message.id)
     _publish(message)
     inbox.announce(business_id, message.client_id, message.id)
+    return message
+
+
+def _add(
+    business_id: int,
+    client_id: int,
+    recipient: str,
+    subject: str,
+    body: str,
+    *,
+    kind: str,
+    user_id: int | None,
+    now: datetime,
+    auto_event: str | None = None,
+    appointment_id: int | None = None,
+) -> Message:
+    """Adds a queued email Message to the session (the caller commits)."""
+    business = db.session.get(Business, business_id)
+    sender = business.contact_email or current_app.config["MAIL_FROM"]
+    message = Message(
+        business_id=business_id,
+        client_id=client_id,
+        channel="email",
+        direction="outbound",
+        kind=kind,
+        body=f"{subject}\n\n{body}",
+        sender=sender[:254],
+        recipient=recipient,
+        status="queued",
+        sent_by_id=user_id,
+        auto_event=auto_event,
+        appointment_id=appointment_id,
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(message)
+    db.session.flush()
+    inbox.record_message(message, attention=False, now=now)  # the inbox's latest activity
+    return message
+
+
+def add_email_message(
+    business_id: int,
+    client_id: int,
+    recipient: str,
+    subject: str,
+    body: str,
+    *,
+    now: datetime,
+    auto_event: str | None = None,
+    appointment_id: int | None = None,
+) -> Message:
+    """Adds an email Twoway itself sends (an automatic message) to the caller's transaction;
+    its delivery is queued, and open pages told, after the caller commits. The caller has
+    checked the address; the subject and body are Twoway's own (already within limits)."""
+    message = _add(
+        business_id,
+        client_id,
+        recipient,
+        " ".join(single_line(subject).split())[:MAX_SUBJECT],
+        multi_line(body)[:MAX_BODY],
+        kind="transactional",
+        user_id=None,
+        now=now,
+        auto_event=auto_event,
+        appointment_id=appointment_id,
+    )
+    message_id, client = message.id, message.client_id
+    payload = {"message_id": message_id, "client_id": client, "status": "queued"}
+
+    def after() -> None:  # Redis only: the session cannot be asked after the commit
+        from jobs.email_messages import deliver_email_message
+
+        enqueue(deliver_email_message, message_id)
+        events.publish(business_id, STATUS_EVENT, payload)
+        inbox.announce(business_id, client, message_id)
+
+    call_after_commit(after)
     return message
 
 

@@ -3,6 +3,9 @@
 `send_text` checks everything that can refuse a text (its length, the client's phone, an
 opt-out, the sender, the balance), then saves the message, its parts and the charge in one
 transaction, and queues `jobs.sending.send_message`. Nothing has gone out when it refuses.
+`add_text` stores a text Twoway writes itself (an automatic message about an appointment) the
+same way, inside the caller's transaction, queued after its commit; a balance that cannot
+cover it stores it failed, with the reason, instead of refusing (the caller's change stands).
 
 The job sends the parts in order, each through `Gateway.send_part` with the part's
 `client_ref`, under the account-wide rate (`app.services.rate_limit`). A part is never sent
@@ -34,10 +37,11 @@ from app.extensions import db
 from app.models.messages import PART_PROGRESS, WORST_FIRST, Message, MessagePart
 from app.models.types import utcnow
 from app.services import balance, events, inbox, periodic, rate_limit, texting
+from app.services.after_commit import call_after_commit
 from app.services.clients import client_or_none, number_opted_out, surviving_client
 from app.services.errors import ServiceError
 from app.services.queues import enqueue
-from app.services.segments import check_text
+from app.services.segments import SplitText, check_text
 from app.services.text_input import multi_line
 from app.vonage_gateway import (
     OutcomeUnknown,
@@ -134,27 +138,125 @@ def send_text(
     db.session.add(message)
     db.session.flush()
     charge = balance.reserve(business_id, split.count, now, message_id=message.id)
-    for index, text in enumerate(split.parts):
-        db.session.add(
-            MessagePart(
-                message_id=message.id,
-                business_id=business_id,
-                index=index,
-                text=text,
-                unicode=split.encoding == "UCS-2",
-                client_ref=_new_client_ref(index),
-                status="queued",
-                charged_from=charge.source_of(index),
-                charged_month=charge.month if charge.source_of(index) == "allowance" else None,
-                updated_at=now,
-            )
-        )
+    _add_parts(message, split, charge, now)
     inbox.record_message(message, attention=False, now=now)  # the inbox's latest activity
     db.session.commit()
     _queue(message.id)
     _publish(message)
     inbox.announce(business_id, message.client_id, message.id)
     return message
+
+
+def _add_parts(
+    message: Message,
+    split: SplitText,
+    charge: balance.Charge | None,
+    now: datetime,
+    *,
+    failed: tuple[str, str] | None = None,
+) -> None:
+    """Adds the message's parts (one per text it is sent as), each with where its text was
+    charged from (`charge`; None: not charged). `failed`: (err_code, reason) of a text that
+    will not go out as it is, stored failed so the conversation says why (Resend can still
+    send it once the reason is gone)."""
+    for index, text in enumerate(split.parts):
+        source = charge.source_of(index) if charge is not None else None
+        db.session.add(
+            MessagePart(
+                message_id=message.id,
+                business_id=message.business_id,
+                index=index,
+                text=text,
+                unicode=split.encoding == "UCS-2",
+                client_ref=_new_client_ref(index),
+                status="failed" if failed else "queued",
+                err_code=failed[0] if failed else None,
+                reason=failed[1] if failed else None,
+                charged_from=source,
+                charged_month=charge.month
+                if charge is not None and source == "allowance"
+                else None,
+                updated_at=now,
+            )
+        )
+
+
+def add_text(
+    business_id: int,
+    client_id: int,
+    body: str,
+    *,
+    sender: str,
+    recipient: str,
+    kind: str,
+    now: datetime,
+    auto_event: str | None = None,
+    appointment_id: int | None = None,
+    uncovered_reason: str,
+) -> Message:
+    """Adds a text that Twoway itself sends (an automatic message) to the caller's transaction:
+    the message, its parts and its charge, exactly as `send_text` stores them; its job is
+    queued, and open pages told, after the caller commits (`call_after_commit`). The caller
+    has checked the recipient (a phone number that has not opted out).
+
+    When the balance cannot cover every part, nothing is charged or sent: the message is
+    stored `failed`, each part with `uncovered_reason`, its conversation put in Require your
+    attention, and a Resend sends it once texts are bought. Raises ServiceError (nothing
+    added) for a body `check_text` refuses."""
+    split = check_text(body)
+    message = Message(
+        business_id=business_id,
+        client_id=client_id,
+        channel="text",
+        direction="outbound",
+        kind=kind,
+        body=body,
+        sender=sender,
+        recipient=recipient,
+        status="queued",
+        sent_by_id=None,
+        auto_event=auto_event,
+        appointment_id=appointment_id,
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(message)
+    db.session.flush()
+    # Locks the balance row for the caller's transaction: concurrent sends cannot both take
+    # the last texts, and a shortfall changes nothing (no rollback of the caller's work).
+    charge = balance.try_reserve(business_id, split.count, now, message_id=message.id)
+    if charge is None:
+        message.status = "failed"
+        _add_parts(message, split, None, now, failed=("balance", uncovered_reason))
+    else:
+        _add_parts(message, split, charge, now)
+    inbox.record_message(message, attention=charge is None, now=now)
+    reason = uncovered_reason if charge is None else None
+    _after_commit(message, [(index, message.status, reason) for index in range(split.count)])
+    return message
+
+
+def _after_commit(message: Message, parts: list[tuple[int, str, str | None]]) -> None:
+    """Queues the message's job (when it is to go out) and tells open pages, once the
+    caller's transaction has committed: with values captured now, as after the commit the
+    session cannot be asked (see `app.services.after_commit`)."""
+    message_id, business_id, client_id = message.id, message.business_id, message.client_id
+    status = message.status
+    payload = {
+        "message_id": message_id,
+        "client_id": client_id,
+        "status": status,
+        "parts": [{"index": i, "status": s, "reason": r} for i, s, r in parts],
+    }
+
+    def after() -> None:
+        if status == "queued":
+            _queue(message_id)
+        if client_id is not None:
+            inbox.announce(business_id, client_id, message_id)
+        events.publish(business_id, STATUS_EVENT, payload)
+
+    call_after_commit(after)
 
 
 def resend(business_id: int, message_id: int, *, now: datetime) -> Message:
@@ -557,22 +659,7 @@ def add_reply(inbound: Message, body: str, *, purpose: str, now: datetime) -> Me
     charge = None
     if covered:
         charge = balance.reserve(inbound.business_id, split.count, now, message_id=reply.id)
-    for index, text in enumerate(split.parts):
-        source = charge.source_of(index) if charge is not None else None
-        db.session.add(
-            MessagePart(
-                message_id=reply.id,
-                business_id=inbound.business_id,
-                index=index,
-                text=text,
-                unicode=split.encoding == "UCS-2",
-                client_ref=_new_client_ref(index),
-                status="queued",
-                charged_from=source,
-                charged_month=charge.month if source == "allowance" else None,
-                updated_at=now,
-            )
-        )
+    _add_parts(reply, split, charge, now)
     if reply.visibility == "inbox" and reply.client_id is not None:
         inbox.record_message(reply, attention=False, now=now)
     return reply
