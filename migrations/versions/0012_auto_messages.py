@@ -1,7 +1,7 @@
 """auto messages: daily alerts
 
 Revision ID: 0012_auto_messages
-Revises: 0009_booking
+Revises: 0010_sessions
 Create Date: 2026-12-07 22:53:24.061638
 
 """
@@ -13,7 +13,7 @@ import app.models.types
 
 # revision identifiers, used by Alembic.
 revision = '0012_auto_messages'
-down_revision = '0009_booking'
+down_revision = '0010_sessions'
 branch_labels = None
 depends_on = None
 
