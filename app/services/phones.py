@@ -6,6 +6,7 @@ import re
 from functools import lru_cache
 
 import phonenumbers
+import phonenumbers.timezone
 
 from app.services.errors import ServiceError
 from app.services.text_input import single_line
@@ -72,3 +73,17 @@ def phone_search_digits(e164: str) -> str:
     except phonenumbers.NumberParseException:
         national = ""
     return f"{digits} {national}".strip()
+
+
+@lru_cache(maxsize=8192)
+def time_zone_for_number(e164: str) -> str | None:
+    """The time zone a number's area code gives (COMPLIANCE.md: quiet hours), or None when
+    it names no single zone (toll-free, mobile ranges spanning zones, unknown numbers)."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return None
+    zones = phonenumbers.timezone.time_zones_for_number(number)
+    if len(zones) != 1 or zones[0] == phonenumbers.timezone.UNKNOWN_TIMEZONE:
+        return None
+    return zones[0]
