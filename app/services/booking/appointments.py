@@ -198,18 +198,24 @@ def _save(
     """Stores a change: the signal inside the transaction, the live event after its commit."""
     appointment.updated_at = now
     db.session.add(appointment)
-    db.session.flush()
-    appointment_changed.send(
-        appointment,
-        change=change,
-        previous_starts_at=previous_starts_at,
-        user_id=user_id,
-        now=now,
-    )
-    business_id, data = appointment.business_id, _event_data(appointment)
-    call_after_commit(lambda: events.publish(business_id, EVENT, data))
-    if commit:
-        db.session.commit()
+    try:
+        db.session.flush()
+        appointment_changed.send(
+            appointment,
+            change=change,
+            previous_starts_at=previous_starts_at,
+            user_id=user_id,
+            now=now,
+        )
+        business_id, data = appointment.business_id, _event_data(appointment)
+        call_after_commit(lambda: events.publish(business_id, EVENT, data))
+        if commit:
+            db.session.commit()
+    except Exception:
+        # A receiver refused (or the database did): the change and all it caused go.
+        if commit:
+            db.session.rollback()
+        raise
     return appointment
 
 
