@@ -241,7 +241,16 @@ def test_a_time_that_happens_twice_is_the_first_of_the_two():
     assert start == datetime(2027, 11, 7, 5, 30, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("day", "clock"), [("", "14:00"), ("2026-02-30", "14:00"), ("x", "")])
+@pytest.mark.parametrize(
+    ("day", "clock"),
+    [
+        ("", "14:00"),
+        ("2026-02-30", "14:00"),
+        ("9999-12-31", "23:30"),
+        ("x", ""),
+        ("2026-12-08", "25:00"),
+    ],
+)
 def test_a_missing_or_impossible_date_or_time_is_refused(day, clock):
     with pytest.raises(ServiceError, match="Choose the appointment's"):
         appointments.start_from_local("America/New_York", day, clock)
@@ -718,3 +727,25 @@ def test_a_refused_reschedule_says_why_and_keeps_the_old_time(app, signed_in, ac
     assert "already passed" in page_text(response)
     with app.app_context():
         assert db.session.get(Appointment, appointment_id).starts_at == TOMORROW_2PM
+
+
+def test_the_new_appointment_form_answers_404_for_another_businesss_client(
+    app, signed_in, actions, make_business
+):
+    other = make_business()
+    theirs = _client(app, other, name="Their client")
+    response = actions.client.get(f"/appointments/new?client_id={theirs}")
+    assert response.status_code == 404
+
+
+def test_an_impossible_day_in_the_address_shows_today(app, signed_in, actions):
+    for day in ("9999-12-31", "0001-01-01", "nonsense"):
+        response = actions.client.get(f"/appointments?day={day}")
+        assert response.status_code == 200
+        assert "<h2>Today</h2>" in response.get_data(as_text=True)
+
+
+def test_an_oversized_id_typed_into_the_form_is_refused_like_a_missing_one(app, signed_in, actions):
+    response = actions.post("/appointments", _form("99999999999"))
+    assert response.status_code == 422
+    assert "Choose a client" in page_text(response)

@@ -14,7 +14,7 @@ from markupsafe import Markup
 from app.extensions import db
 from app.htmx import is_htmx_request, render_page_or_fragment
 from app.models import APPOINTMENT_STATES, Appointment, Client
-from app.models.types import utcnow
+from app.models.types import is_row_id, utcnow
 from app.services import clients
 from app.services.booking import appointments
 from app.services.errors import ServiceError
@@ -35,9 +35,10 @@ def _today() -> date:
 def _day_from(text: str | None) -> date:
     """The agenda's day from the address (`2026-03-08`); today for anything else."""
     try:
-        return date.fromisoformat(text or "")
+        day = date.fromisoformat(text or "")
     except ValueError:
         return _today()
+    return day if appointments.FIRST_DAY <= day <= appointments.LAST_DAY else _today()
 
 
 @bp.get("")
@@ -86,7 +87,8 @@ def _form_id(text: str) -> int | None:
     text = (text or "").strip()
     if not text:
         return None
-    return int(text) if text.isdigit() and len(text) < 12 else 0
+    value = int(text) if text.isdigit() and len(text) < 12 else 0
+    return value if is_row_id(value) else 0
 
 
 def _form_minutes(text: str) -> int:

@@ -55,6 +55,9 @@ MAX_SERVICE_LENGTH = 120  # the column's length
 MAX_LOCATION_LENGTH = 200
 MAX_NOTE_LENGTH = 2000
 MAX_AHEAD = timedelta(days=2 * 366)
+# Dates a form or an address may name (far beyond any booking, well inside what datetime
+# arithmetic and zone conversions handle: 9999-12-31 plus a day is an error).
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2199, 12, 31)
 LIST_LIMIT = 100  # rows the Upcoming and Past lists show
 MARKS = {
     "confirmed": ("booked",),
@@ -72,7 +75,9 @@ def start_from_local(time_zone: str, day: str, clock: str) -> datetime:
     try:
         local_day = date.fromisoformat(day.strip())
     except ValueError:
-        raise ServiceError("Choose the appointment's date.", field="date") from None
+        local_day = None
+    if local_day is None or not FIRST_DAY <= local_day <= LAST_DAY:
+        raise ServiceError("Choose the appointment's date.", field="date")
     try:
         local_time = time.fromisoformat(clock.strip())
     except ValueError:
