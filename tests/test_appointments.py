@@ -218,6 +218,17 @@ def test_booking_a_merged_away_card_books_the_card_it_was_merged_into(app, shop)
         assert _book(shop, removed).client_id == kept
 
 
+def test_a_merge_moves_the_removed_cards_appointments_to_the_kept_card(app, shop):
+    kept = _client(app, shop, name="Ada")
+    removed = _client(app, shop, name="Ada (new number)", phone="+12125550102")
+    with app.app_context():
+        appointment_id = _book(shop, removed).id
+        owner = db.session.get(User, shop["owner"][0])
+        clients.merge_clients(shop["id"], kept, removed, owner)
+        ahead, _ = appointments.for_client(shop["id"], kept, now=NOW)
+        assert [a.id for a in ahead] == [appointment_id]
+
+
 # --- local times ---------------------------------------------------------------------------
 
 
