@@ -1,6 +1,6 @@
 """Appointments in a real browser: booked from the client card on a phone and seen on the
-agenda (which also updates live when another booking comes in); rescheduled and cancelled
-on a desktop."""
+agenda (which also updates live when another booking comes in); on a desktop, the card's tab
+following a change live, then rescheduled and cancelled from the appointment's page."""
 
 from __future__ import annotations
 
@@ -117,9 +117,24 @@ def test_on_a_desktop_staff_reschedule_then_cancel_an_appointment(
         ).id
     sign_in(desktop, business["owner"][1])
 
-    desktop.goto(f"/appointments/{appointment_id}")
+    # The client card's tab follows a change made elsewhere, live.
+    desktop.goto(f"/clients/{ada}?tab=appointments")
+    row = desktop.locator(f"#appointment-{appointment_id}")
+    expect(row).to_contain_text("2:00 – 3:00 PM")
+    desktop.wait_for_load_state()
+    with app.app_context():
+        appointments.reschedule(
+            business["id"],
+            appointment_id,
+            starts_at=_at(tomorrow, 15),
+            user_id=None,
+            now=datetime.now(UTC),
+        )
+    expect(row).to_contain_text("3:00 – 4:00 PM")
+
+    row.get_by_role("link").click()
     summary = desktop.locator("#appointment-summary")
-    expect(summary).to_contain_text("2:00 – 3:00 PM")
+    expect(summary).to_contain_text("3:00 – 4:00 PM")
     later = tomorrow + timedelta(days=1)
     form = desktop.locator("form", has=desktop.get_by_role("heading", name="Reschedule"))
     form.get_by_label("Date").fill(later.isoformat())

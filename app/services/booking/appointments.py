@@ -83,7 +83,9 @@ def start_from_local(time_zone: str, day: str, clock: str) -> datetime:
     except ValueError:
         raise ServiceError("Choose the appointment's time.", field="time") from None
     zone = ZoneInfo(time_zone)
-    naive = datetime.combine(local_day, local_time.replace(second=0, microsecond=0))
+    naive = datetime.combine(
+        local_day, local_time.replace(second=0, microsecond=0, tzinfo=None)
+    )  # a time typed with an offset ("14:00+05:00") is still read as the zone's local time
     first = naive.replace(tzinfo=zone, fold=0)  # fold=0: the earlier of a repeated time
     start = first.astimezone(UTC)
     if start.astimezone(zone).replace(tzinfo=None) != naive:  # it came back another time
