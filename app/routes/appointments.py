@@ -108,7 +108,13 @@ def _new_page(client: Client | None, form: dict, error: ServiceError | None = No
         durations=appointments.DURATION_CHOICES,
         rows=[],
         query="",
+        **_picks(form["date"]),
     )
+
+
+def _picks(day: str) -> dict:
+    """For the client picker (messages/_picker_results.html): a pick opens this form."""
+    return dict(pick_endpoint="appointments.new", pick_args={"date": day})
 
 
 @bp.get("/new")
@@ -125,7 +131,7 @@ def new():
         return _new_page(client, form)
     query = request.args.get("q", "")[:100]
     rows = clients.search_clients(current_user.business_id, query)[0] if query else []
-    pick = dict(pick_endpoint="appointments.new", pick_args={"date": form["date"]})
+    pick = _picks(form["date"])
     if is_htmx_request():
         return render_template("messages/_picker_results.html", rows=rows, query=query, **pick)
     return render_template(
