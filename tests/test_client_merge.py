@@ -192,7 +192,8 @@ def test_merge_moves_rows_of_every_table_that_belongs_to_a_client(app):
         tables = {table.name for table in clients._client_tables()}
     # A new table with a client_id column is moved by merges automatically; this list is
     # what exists today, so the test reminds whoever adds one to check it merges correctly.
-    # "conversation" is folded by inbox.merge_conversations (tests/test_inbox.py).
+    # "conversation" is folded by inbox.merge_conversations (tests/test_inbox.py);
+    # "appointment" moves with the rest (tests/test_appointments.py).
     assert tables == {
         "client_phone",
         "client_email",

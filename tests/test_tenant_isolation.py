@@ -138,6 +138,22 @@ def _make_conversation(other) -> int:
     return conversation.id
 
 
+def _make_appointment(other) -> int:
+    from app.models import Appointment
+
+    appointment = Appointment(
+        business_id=other["id"],
+        client_id=_make_client(other),
+        service="Their haircut",
+        starts_at=utcnow() + timedelta(days=1),
+        duration_minutes=60,
+        state="booked",
+    )
+    db.session.add(appointment)
+    db.session.commit()
+    return appointment.id
+
+
 # URL parameter -> makes a row of that kind in the *other* business and returns its id.
 ROW_MAKERS = {
     "user_id": lambda other: other["staff"][0],
@@ -149,6 +165,7 @@ ROW_MAKERS = {
     "subscription_id": _make_push_subscription,
     "message_id": _make_message,
     "conversation_id": _make_conversation,
+    "appointment_id": _make_appointment,
 }
 
 

@@ -51,6 +51,7 @@ class RowIdConverter(IntegerConverter):
 
 def register_blueprints(app: Flask) -> None:
     from app.routes import (
+        appointments,
         auth,
         clients,
         dev,
@@ -78,6 +79,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(push.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(messages.bp)
+    app.register_blueprint(appointments.bp)
     if not app.config.get("MAIL_SERVER") and (app.config["SANDBOX"] or app.testing):
         app.register_blueprint(dev.bp)  # captured emails, readable in the demo only
     errors.register(app)

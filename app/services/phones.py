@@ -6,7 +6,7 @@ import re
 from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import timezone
+import phonenumbers.timezone
 
 from app.services.errors import ServiceError
 from app.services.text_input import single_line
@@ -76,21 +76,23 @@ def phone_search_digits(e164: str) -> str:
 
 
 @lru_cache(maxsize=8192)
-def number_time_zone(e164: str) -> str | None:
-    """The IANA time zone a phone number's area code places it in (`phonenumbers.timezone`,
-    COMPLIANCE.md "Quiet hours"), or None when the number does not say: a short code, an
-    unknown area, or an area code (a toll-free one) that spans several zones."""
+def time_zone_for_number(e164: str) -> str | None:
+    """The IANA time zone a number's area code gives (`phonenumbers.timezone`, COMPLIANCE.md
+    "Quiet hours"), or None when it names no single zone: a short code, an unknown area, or
+    a range (a toll-free one) that spans several zones."""
     if not e164.startswith("+"):
         return None
     try:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return None
-    zones = set(timezone.time_zones_for_number(number)) - {"Etc/Unknown"}
-    return zones.pop() if len(zones) == 1 else None
+    zones = phonenumbers.timezone.time_zones_for_number(number)
+    if len(zones) != 1 or zones[0] == phonenumbers.timezone.UNKNOWN_TIMEZONE:
+        return None
+    return zones[0]
 
 
 def client_time_zone(client_zone: str | None, phone: str | None, business_zone: str) -> str:
     """The zone a client's texts speak in: the one on their card, else the one their number's
     area code gives, else the business's."""
-    return client_zone or (number_time_zone(phone) if phone else None) or business_zone
+    return client_zone or (time_zone_for_number(phone) if phone else None) or business_zone
