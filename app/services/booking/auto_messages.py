@@ -585,10 +585,18 @@ def tell_owner_out_of_texts(notification_id: int) -> None:
 
 
 def _on_appointment_changed(
-    appointment: Appointment, *, change: str, now: datetime, **_: object
+    appointment: Appointment,
+    *,
+    change: str,
+    now: datetime,
+    previous_starts_at: datetime | None = None,
+    **_: object,
 ) -> None:
-    """`appointment_changed` receiver: the message that change sends, if its row is on."""
+    """`appointment_changed` receiver: the message that change sends, if its row is on. A
+    change of length alone (the start unchanged) tells the client nothing new: no text."""
     event = SENT_ON_CHANGE.get(change)
+    if change == "rescheduled" and previous_starts_at == appointment.starts_at:
+        return
     if event is not None:
         add_auto_message(appointment, event, now=now)
 
