@@ -339,7 +339,8 @@ def _on_appointment_changed(
     client = db.session.get(Client, appointment.client_id)
     if business is None or client is None:
         return
-    text = f"{_SAYS[what]}: {client.name}, {appointment.service}, {when(appointment.starts_at, business)}"
+    starts = when(appointment.starts_at, business)
+    text = f"{_SAYS[what]}: {client.name}, {appointment.service}, {starts}"
     alert_staff(
         business.id,
         what,
