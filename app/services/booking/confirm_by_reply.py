@@ -12,8 +12,8 @@ in the transaction that records the text, after the compliance keywords, which c
   "Confirm!", " C. "), as compliance keywords are read;
 - that number got a reminder text from that dedicated number, to this client's card, in the
   last REMINDER_WINDOW (created or sent then);
-- the client's card (the surviving one, after merges, with the appointments of the cards
-  merged into it) has an open appointment ahead: the first one is confirmed. One already
+- the client's card (the surviving one, after merges, and the cards merged into it) has an
+  open appointment ahead: the first one is confirmed. One already
   confirmed stays as it is (nothing changes, nothing is sent: the C is answered already).
 
 Confirming (`confirm_appointment`) is one conditional UPDATE (booked → confirmed, via
@@ -69,8 +69,8 @@ def _asks_to_confirm(business_id: int) -> AutoMessageSetting | None:
 
 
 def card_ids(client: Client) -> list[int]:
-    """The client's card and every card merged into it (appointments are not moved by a
-    merge, so a merged card's appointments are still the client's)."""
+    """The client's card and every card merged into it (a merge moves rows to the kept card;
+    this also covers a row stored for the old card while the merge was committing)."""
     ids = [client.id]
     frontier = [client.id]
     while frontier:
