@@ -16,6 +16,7 @@ from app.models import (
     Client,
     ClientPhone,
     Message,
+    MessagePart,
     Notification,
 )
 from app.models.types import utcnow
@@ -220,6 +221,26 @@ def test_a_c_more_than_48_hours_after_the_reminder_confirms_nothing(app, client,
     _reminder(app, shop["id"], shop["client"], hours_ago=49)
     _reply(client, run_jobs)
     assert _state(app, appointment_id) == ("booked", None)
+
+
+def test_a_reminder_stored_earlier_but_sent_within_48_hours_counts(app, client, shop, run_jobs):
+    appointment_id = _appointment(app, shop["id"], shop["client"], hours=72)
+    reminder_id = _reminder(app, shop["id"], shop["client"], hours_ago=60)
+    with app.app_context():
+        db.session.add(
+            MessagePart(
+                message_id=reminder_id,
+                business_id=shop["id"],
+                index=0,
+                text="Reminder",
+                client_ref="reminder-part-0",
+                status="delivered",
+                sent_at=utcnow() - timedelta(hours=2),
+            )
+        )
+        db.session.commit()
+    _reply(client, run_jobs)
+    assert _state(app, appointment_id) == ("confirmed", "reply")
 
 
 def test_a_c_without_any_reminder_confirms_nothing(app, client, shop, run_jobs):
