@@ -202,4 +202,5 @@ def test_merge_moves_rows_of_every_table_that_belongs_to_a_client(app):
         "message",
         "conversation",
         "appointment",  # the client's bookings go with them
+        "staff_alert",  # the alerts about them (its unique event key names the event, not them)
     }

@@ -35,6 +35,7 @@ from app.models.messages import (
     TextLedgerEntry,
 )
 from app.models.push import PushSubscription
+from app.models.staff_alerts import StaffAlert, StaffAlertChoice
 from app.models.texting import (
     SMS_SETTINGS,
     DedicatedNumber,
@@ -50,6 +51,8 @@ __all__ = [
     "ROLES",
     "SETTINGS_ROLES",
     "SMS_SETTINGS",
+    "StaffAlert",
+    "StaffAlertChoice",
     "SOURCES",
     "Business",
     "Client",

@@ -53,6 +53,8 @@ class User(UserMixin, db.Model):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Their own mobile (E.164), for staff alerts by text (Settings → Profile → Alerts).
+    mobile_number: Mapped[str | None] = mapped_column(String(32))
 
     business: Mapped[Business] = relationship(back_populates="staff")
 

@@ -14,7 +14,9 @@ from app.models.types import UTCDateTime, utcnow
 CHANNELS = ("text", "email")
 DIRECTIONS = ("outbound", "inbound")
 KINDS = ("direct", "transactional", "marketing")
-# Where an inbound text shows (DESIGN.md §3, §6, §8). Outbound messages are always "inbox".
+# Where an inbound text shows (DESIGN.md §3, §6, §8). Outbound messages show in the inbox,
+# except Twoway's automatic answers (where the text they answer shows) and staff alert texts
+# (`auto_event="staff_alert"`, no client: "system", never in an inbox or a conversation).
 #   inbox:  in the inbox and on the client card
 #   held:   to a dedicated number not verified yet; released into the inbox when it is
 #   logged: to a dedicated number after deactivation; kept, never shown

@@ -69,6 +69,12 @@ one STOP confirmation, COMPLIANCE.md). A sentence asking to stop is flagged for 
 confirm (the opt-out and its one confirmation) or dismiss it; on a system number or a
 deactivated one, where no one reads replies and so no one could confirm, it is honoured at once.
 
+Confirm by reply (`app.services.booking.confirm_by_reply`) comes right after the keywords, in
+the same transaction: a C (or CONFIRM) to the verified dedicated number answering a reminder
+confirms the client's next appointment; the text still shows in the conversation, but does not
+need attention. A new lead's first text raises the staff alert "lead"
+(`app.services.booking.staff_alerts`), so each staff member's choice of channels applies.
+
 Automatic answers are saved in the same transaction as the inbound message
 (`sending.add_reply`) and queued after the commit, so they are sent exactly when the message
 is recorded, and once: `Message.reply_to_id` is unique.
@@ -103,6 +109,7 @@ from app.services import (
     texting,
     verification,
 )
+from app.services.booking import confirm_by_reply, staff_alerts
 from app.services.clients import (
     find_client_by_number,
     number_opted_out,
@@ -558,7 +565,12 @@ def _take(
         return None  # another job made the message
     _act_on_words(message, business, after, now)
     if message.visibility == "inbox" and client is not None:
-        _show_in_inbox(message, client, after, now, new_lead=is_new_lead)
+        confirmation = confirm_by_reply.confirm_if_asked(message, client, now=now)
+        if confirmation is not None and confirmation.thanks is not None:
+            after.replies.append(confirmation.thanks)
+        _show_in_inbox(
+            message, client, after, now, new_lead=is_new_lead, confirmed=confirmation is not None
+        )
     elif message.visibility == "system":
         _answer_system_reply(message, business, after, now)
     _commit_keeping_state()
@@ -629,21 +641,43 @@ def _conversation_path(client_id: int) -> str:
 
 
 def _show_in_inbox(
-    message: Message, client: Client, after: _AfterCommit, now: datetime, *, new_lead: bool
+    message: Message,
+    client: Client,
+    after: _AfterCommit,
+    now: datetime,
+    *,
+    new_lead: bool,
+    confirmed: bool = False,
 ) -> None:
     """The text in its conversation, in the folder Require your attention, and staff told:
-    one notification (so one push) per text, a new lead's first text saying it is one."""
-    inbox.record_message(message, attention=True, now=now)
+    one notification (so one push) per text; a new lead's first text is a staff alert
+    (`alert_staff`: each staff member's choice of in-app and push, email, text). A C that
+    confirmed an appointment (`confirmed`) shows in the conversation without needing
+    attention, and staff hear of it through the confirmation alert instead."""
+    inbox.record_message(message, attention=not confirmed, now=now)
     after.announce_message = True
+    if confirmed:
+        return
     preview = " ".join(message.body.split())
     if len(preview) > 80:
         preview = preview[:79] + "…"
+    link = _conversation_path(client.id)
+    if new_lead:
+        staff_alerts.alert_staff(
+            message.business_id,
+            "lead",
+            text=f"New lead {client.name}: {preview}",
+            link=link,
+            now=now,
+            client_id=client.id,
+        )
+        return
     after.notifications.append(
         notifications.notify(
             message.business_id,
-            kind="new_lead" if new_lead else "text_received",
-            text=f"New lead {client.name}: {preview}" if new_lead else f"{client.name}: {preview}",
-            link=_conversation_path(client.id),
+            kind="text_received",
+            text=f"{client.name}: {preview}",
+            link=link,
             now=now,
         )
     )

@@ -32,6 +32,12 @@ def _words(text: str) -> list[str]:
     return [word for word in _NOT_LETTERS.split(folded.upper()) if word]
 
 
+def words_of(text: str) -> list[str]:
+    """The text's words as keywords are read: capitals, punctuation dropped, full-width and
+    compatibility forms folded (other whole-text answers, such as C to confirm, use it)."""
+    return _words(text)
+
+
 def keyword_of(text: str, *, opted_out: bool) -> Keyword | None:
     """The compliance keyword the whole text is, if it is one. "YES" opts back in only for
     someone who opted out (otherwise it is an ordinary answer to a question)."""

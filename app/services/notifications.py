@@ -60,6 +60,26 @@ def announce(notification: Notification) -> None:
     notification_created.send(notification, notification=notification)
 
 
+def announce_after_commit(notification: Notification) -> None:
+    """`announce`, once the caller's transaction commits (never if it rolls back), for callers
+    that do not commit themselves (receivers of `appointment_changed`). Flushes to learn the
+    id, and announces a detached copy made of plain values: after the commit the session can
+    no longer load anything (see `app.services.after_commit`)."""
+    from app.services.after_commit import call_after_commit
+
+    db.session.flush()
+    values = {
+        "id": notification.id,
+        "business_id": notification.business_id,
+        "user_id": notification.user_id,
+        "kind": notification.kind,
+        "text": notification.text,
+        "link": notification.link,
+        "created_at": notification.created_at,
+    }
+    call_after_commit(lambda: announce(Notification(**values)))
+
+
 def _visible_to(business_id: int, user_id: int):
     return (Notification.business_id == business_id) & or_(
         Notification.user_id.is_(None), Notification.user_id == user_id

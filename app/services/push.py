@@ -75,6 +75,9 @@ GONE = {404, 410}
 KIND_TITLES = {
     "new_lead": "New lead",
     "text_received": "New text",
+    "new_booking": "New booking",
+    "booking_cancelled": "Booking cancelled",
+    "booking_confirmed": "Booking confirmed",
     "number_verified": "Texting number verified",
     "verification_rejected": "Verification needs changes",
 }

@@ -605,20 +605,29 @@ def sweep(*, now: datetime) -> None:
 # --- Automatic answers to inbound texts (issue 6) -----------------------------------------
 
 # What an automatic answer is for. Compliance answers (carriers require them) go out even when
-# the balance is empty, uncharged; the "Do not reply" text is charged and skipped when the
-# balance cannot cover it.
+# the balance is empty, uncharged; the others ("Do not reply", the thanks for a confirmation)
+# are charged and skipped when the balance cannot cover it.
 COMPLIANCE_REPLIES = ("stop", "start", "help")
-REPLY_PURPOSES = (*COMPLIANCE_REPLIES, "do_not_reply")
+# "confirm_thanks": "Thanks, see you then" to a client who confirmed by replying C.
+REPLY_PURPOSES = (*COMPLIANCE_REPLIES, "do_not_reply", "confirm_thanks")
 
 
-def add_reply(inbound: Message, body: str, *, purpose: str, now: datetime) -> Message | None:
+def add_reply(
+    inbound: Message,
+    body: str,
+    *,
+    purpose: str,
+    now: datetime,
+    auto_event: str | None = None,
+    appointment_id: int | None = None,
+) -> Message | None:
     """Adds Twoway's automatic answer to an inbound text to the caller's transaction (the
     caller commits, then calls `queue_reply`). It goes from the number they texted to the
     number they texted from, as a transactional text of the inbound's client, shown where the
     inbound shows. None, with nothing added, when no answer may go: a sender that is not a
     phone number (short code, sender name), an opted-out number (except for the STOP
-    confirmation itself), a balance that can't cover a "Do not reply" text, or an inbound
-    already answered (`reply_to_id` is unique)."""
+    confirmation itself), a balance that can't cover a charged answer (not a compliance one),
+    or an inbound already answered (`reply_to_id` is unique)."""
     if purpose not in REPLY_PURPOSES:
         raise ValueError(f"unknown purpose of an automatic answer: {purpose!r}")
     if not inbound.sender.startswith("+"):
@@ -630,39 +639,84 @@ def add_reply(inbound: Message, body: str, *, purpose: str, now: datetime) -> Me
     ).first()
     if already is not None:
         return None
-    split = check_text(body)
-    left = balance.balance_for(inbound.business_id, now).total
-    covered = left is None or left >= split.count
-    if not covered and purpose not in COMPLIANCE_REPLIES:
+    reply = add_automatic_text(
+        inbound.business_id,
+        body,
+        client_id=inbound.client_id,
+        sender=inbound.recipient,
+        recipient=inbound.sender,
+        visibility="inbox" if inbound.visibility == "inbox" else inbound.visibility,
+        reply_to_id=inbound.id,
+        auto_event=auto_event,
+        appointment_id=appointment_id,
+        free_when_short=purpose in COMPLIANCE_REPLIES,
+        now=now,
+    )
+    if reply is None:
         log.info("no %s answer to message %s: balance too low", purpose, inbound.id)
         return None
-    reply = Message(
-        business_id=inbound.business_id,
-        client_id=inbound.client_id,
+    if reply.visibility == "inbox" and reply.client_id is not None:
+        inbox.record_message(reply, attention=False, now=now)
+    return reply
+
+
+def add_automatic_text(
+    business_id: int,
+    body: str,
+    *,
+    client_id: int | None,
+    sender: str,
+    recipient: str,
+    visibility: str,
+    now: datetime,
+    reply_to_id: int | None = None,
+    auto_event: str | None = None,
+    appointment_id: int | None = None,
+    free_when_short: bool = False,
+) -> Message | None:
+    """Adds a transactional text that Twoway itself sends (an automatic answer, a staff
+    alert) to the caller's transaction, with its parts and their charge; the caller commits,
+    then queues it (`queue_reply`, or `queue_text`). None, with nothing added, when the
+    balance can't cover it, unless `free_when_short` (compliance answers carriers require:
+    then it goes uncharged). The caller has checked the recipient may get it."""
+    split = check_text(body)
+    left = balance.balance_for(business_id, now).total
+    covered = left is None or left >= split.count
+    if not covered and not free_when_short:
+        return None
+    message = Message(
+        business_id=business_id,
+        client_id=client_id,
         channel="text",
         direction="outbound",
         kind="transactional",
         body=body,
-        sender=inbound.recipient,
-        recipient=inbound.sender,
+        sender=sender,
+        recipient=recipient,
         status="queued",
         sent_by_id=None,
-        visibility="inbox" if inbound.visibility == "inbox" else inbound.visibility,
-        reply_to_id=inbound.id,
+        visibility=visibility,
+        reply_to_id=reply_to_id,
+        auto_event=auto_event,
+        appointment_id=appointment_id,
         created_at=now,
         updated_at=now,
     )
-    db.session.add(reply)
+    db.session.add(message)
     db.session.flush()
     # Checked above in this transaction; a concurrent send that takes the last texts between
     # the check and here makes `reserve` raise, and the caller's job is retried.
     charge = None
     if covered:
-        charge = balance.reserve(inbound.business_id, split.count, now, message_id=reply.id)
-    _add_parts(reply, split, charge, now)
-    if reply.visibility == "inbox" and reply.client_id is not None:
-        inbox.record_message(reply, attention=False, now=now)
-    return reply
+        charge = balance.reserve(business_id, split.count, now, message_id=message.id)
+    _add_parts(message, split, charge, now)
+    return message
+
+
+def queue_text(message_id: int) -> None:
+    """After the commit: sends a text saved by `add_automatic_text` that shows in no
+    conversation (a staff alert)."""
+    _queue(message_id)
 
 
 def queue_reply(reply: Message) -> None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.extensions import db
 from app.models import Appointment, Business, Client, User
@@ -349,17 +349,28 @@ def mark(
     return _save(appointment, state, user_id=user_id, now=now)
 
 
-def confirm_by_reply(appointment: Appointment, *, now: datetime, commit: bool = True):
-    """The client confirmed by replying C (`confirmed`, confirmed_via "reply", user None).
-    Already confirmed: nothing changes and nothing is sent. Refuses an appointment that is
-    not open or is over. With `commit=False` the caller commits (its own rows with it)."""
+def confirm_by_reply(appointment: Appointment, *, now: datetime, commit: bool = True) -> bool:
+    """The client confirmed by replying C (`confirmed`, confirmed_via "reply", user None);
+    True when this call confirmed it. Already confirmed: nothing changes and nothing is sent
+    (False). Refuses an appointment that is not open or is over. With `commit=False` the
+    caller commits (its own rows with it).
+
+    The change is one conditional UPDATE (booked → confirmed), so two replies handled at
+    once (two texts, two workers) confirm it once: the one that loses changes nothing."""
     if appointment.state == "confirmed":
-        return appointment
+        return False
     _refuse_unless_open(appointment, now, "confirmed")
-    appointment.state = "confirmed"
-    appointment.confirmed_via = "reply"
-    appointment.confirmed_at = now
-    return _save(appointment, "confirmed", user_id=None, now=now, commit=commit)
+    moved = db.session.execute(
+        update(Appointment)
+        .where(Appointment.id == appointment.id, Appointment.state == "booked")
+        .values(state="confirmed", confirmed_via="reply", confirmed_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(appointment)
+    if moved != 1:
+        return False
+    _save(appointment, "confirmed", user_id=None, now=now, commit=commit)
+    return True
 
 
 # --- The agenda ----------------------------------------------------------------------------
