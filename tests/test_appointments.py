@@ -112,10 +112,14 @@ def test_every_change_publishes_appointment_changed_after_its_commit(app, shop):
         appointment = _book(shop, client_id)
         appointments.mark(shop["id"], appointment.id, "confirmed", user_id=None, now=NOW)
         appointments.cancel(shop["id"], appointment.id, user_id=None, now=NOW)
-        assert (
-            _published(shop["id"])
-            == [{"appointment_id": appointment.id, "client_id": client_id}] * 3
-        )
+        assert _published(shop["id"]) == [
+            {"appointment_id": appointment.id, "client_id": client_id, **changed}
+            for changed in (
+                {"state": "booked", "change": "booked"},
+                {"state": "confirmed", "change": "confirmed"},
+                {"state": "cancelled", "change": "cancelled"},
+            )
+        ]
 
 
 def test_a_receivers_rows_are_stored_with_the_change_in_one_commit(app, shop):

@@ -47,7 +47,7 @@ from app.services.errors import ServiceError
 from app.services.phones import time_zone_for_number
 from app.services.text_input import multi_line, single_line
 
-EVENT = "appointment.changed"  # published after every change; data: appointment and client ids
+EVENT = "appointment.changed"  # after every change; data: the ids, the state, the change
 MIN_DURATION = 5  # minutes
 MAX_DURATION = 720
 DURATION_CHOICES = (15, 30, 45, 60, 75, 90, 120, 180, 240)  # what the form's select offers
@@ -214,7 +214,7 @@ def _save(
             user_id=user_id,
             now=now,
         )
-        business_id, data = appointment.business_id, _event_data(appointment)
+        business_id, data = appointment.business_id, _event_data(appointment, change)
         call_after_commit(lambda: events.publish(business_id, EVENT, data))
         if commit:
             db.session.commit()
@@ -226,8 +226,13 @@ def _save(
     return appointment
 
 
-def _event_data(appointment: Appointment) -> dict:
-    return {"appointment_id": appointment.id, "client_id": appointment.client_id}
+def _event_data(appointment: Appointment, change: str) -> dict:
+    return {
+        "appointment_id": appointment.id,
+        "client_id": appointment.client_id,
+        "state": appointment.state,
+        "change": change,
+    }
 
 
 def create_appointment(
