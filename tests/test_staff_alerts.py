@@ -297,7 +297,7 @@ def test_a_booking_alerts_the_staff_but_not_the_one_who_booked(app, shop):
         (alert,) = db.session.execute(db.select(Notification)).scalars()
         assert (alert.user_id, alert.kind) == (shop["staff"][0], "new_booking")
         assert alert.text.startswith("New booking: Sam Client, Whitening, ")
-        assert alert.link == f"/clients/{shop['client']}"
+        assert alert.link == f"/appointments/{appointment_id}"
 
 
 def test_a_cancellation_alerts_the_staff(app, shop):

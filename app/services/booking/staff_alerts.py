@@ -345,7 +345,7 @@ def _on_appointment_changed(
         business.id,
         what,
         text=text,
-        link=card_path(client.id),
+        link=f"/appointments/{appointment.id}",  # the appointment, its client one tap away
         now=now,
         client_id=client.id,
         appointment_id=appointment.id,
