@@ -28,7 +28,7 @@ PLANS: dict[str, Plan] = {
             "$19/month",
             two_way_texting=False,
             monthly_texts=100,
-            summary="Booking and payment texts from a shared number, 100 texts a month.",
+            summary="Booking confirmations and reminders from a shared number, 100 texts a month.",
         ),
         Plan(
             "growth",
