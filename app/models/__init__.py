@@ -33,6 +33,7 @@ from app.models.messages import (
     TextLedgerEntry,
 )
 from app.models.push import PushSubscription
+from app.models.scheduling import SCHEDULED_SEND_STATES, ScheduledSend
 from app.models.texting import (
     SMS_SETTINGS,
     DedicatedNumber,
@@ -47,6 +48,7 @@ __all__ = [
     "AutoMessageSetting",
     "ROLES",
     "SETTINGS_ROLES",
+    "SCHEDULED_SEND_STATES",
     "SMS_SETTINGS",
     "SOURCES",
     "Business",
@@ -67,6 +69,7 @@ __all__ = [
     "OptOut",
     "PendingSignUp",
     "PushSubscription",
+    "ScheduledSend",
     "TextBalance",
     "TextLedgerEntry",
     "User",

@@ -6,6 +6,7 @@ import re
 from functools import lru_cache
 
 import phonenumbers
+from phonenumbers import timezone
 
 from app.services.errors import ServiceError
 from app.services.text_input import single_line
@@ -72,3 +73,17 @@ def phone_search_digits(e164: str) -> str:
     except phonenumbers.NumberParseException:
         national = ""
     return f"{digits} {national}".strip()
+
+
+@lru_cache(maxsize=8192)
+def time_zone_for_number(e164: str) -> str | None:
+    """The IANA time zone a number's area code lies in ("+12125550101": America/New_York), or
+    None when its prefix spans several zones (toll-free, a whole country) or is unknown."""
+    if not e164.startswith("+"):
+        return None
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return None
+    zones = set(timezone.time_zones_for_number(number)) - {timezone.UNKNOWN_TIMEZONE}
+    return zones.pop() if len(zones) == 1 else None
