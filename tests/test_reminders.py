@@ -335,3 +335,36 @@ def test_the_appointments_reminder_lines_and_fragment(app, business, calls):
     ]
     assert f'id="appointment-reminders-{appointment_id}"' in html
     assert "sent Wed, Jun 9, 11:00 AM" in html
+
+
+def test_a_reminder_is_skipped_when_reminders_were_turned_off_before_it_went(app, business, calls):
+    with app.app_context():
+        now = _utc(2027, 6, 1, 12, 0)
+        client = make_client(business["id"], time_zone="America/New_York")
+        appointment_id = book(business["id"], client.id, _utc(2027, 6, 10, 15), now=now)
+        set_auto_message(business["id"], "reminder", enabled=False)
+        scheduling.dispatch_due(now=_utc(2027, 6, 9, 15))
+        [row] = _rows(appointment_id)
+    assert (row.state, row.outcome) == ("skipped", "Reminders were turned off.")
+    assert calls == []
+
+
+def test_a_reminder_claimed_while_its_appointment_moved_gives_way_to_the_new_one(
+    app, business, calls
+):
+    with app.app_context():
+        now = _utc(2027, 6, 1, 12, 0)
+        client = make_client(business["id"], time_zone="America/New_York")
+        appointment_id = book(business["id"], client.id, _utc(2027, 6, 10, 15), now=now)
+        claim = scheduling.claim_due(now=_utc(2027, 6, 9, 15))  # on its way ...
+        change(appointment_id, "rescheduled", starts_at=_utc(2027, 6, 20, 15), now=now)
+        [old_id] = claim.row_ids
+        assert scheduling.handle_claimed(old_id, claim.token, now=_utc(2027, 6, 9, 15)) == (
+            "skipped"
+        )
+        assert scheduling.dispatch_due(now=_utc(2027, 6, 19, 15)) == 1
+        assert [(r.state, r.due_at) for r in _rows(appointment_id)] == [
+            ("skipped", _utc(2027, 6, 9, 15)),
+            ("done", _utc(2027, 6, 19, 15)),
+        ]
+    assert len(calls) == 1

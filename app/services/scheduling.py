@@ -32,9 +32,9 @@ How a row goes, exactly once:
   (its `outcome` says what went wrong), and fails for good after MAX_ATTEMPTS claims.
 
 A handler is `fn(row, now) -> Message | None`, registered by purpose with `register_handler`.
-It returns the message it added (the row is `done`), or raises `SkipSend(reason)` when there is
-nothing to send any more (the row is `skipped`, with the reason). None also skips, with
-NOTHING_SENT as the reason.
+It returns the message it added (the row is `done`), or raises `SkipSend(reason)`, before it
+adds anything, when there is nothing to send any more (the row is `skipped`, with the
+reason). None also skips, with NOTHING_SENT as the reason.
 """
 
 from __future__ import annotations

@@ -276,6 +276,21 @@ def _appointment(row: ScheduledSend) -> Appointment:
     return appointment
 
 
+def _replaced(row: ScheduledSend) -> bool:
+    """Was the appointment moved while this row was claimed, so a newer row of its slot is
+    waiting for the new time?"""
+    newer = db.session.execute(
+        db.select(ScheduledSend.id).where(
+            ScheduledSend.purpose == row.purpose,
+            ScheduledSend.subject_id == row.subject_id,
+            ScheduledSend.slot == row.slot,
+            ScheduledSend.state == "pending",
+            ScheduledSend.id > row.id,
+        )
+    ).first()
+    return newer is not None
+
+
 def send_reminder(row: ScheduledSend, now: datetime) -> Message | None:
     """The handler of REMINDER rows."""
     appointment = _appointment(row)
@@ -285,6 +300,10 @@ def send_reminder(row: ScheduledSend, now: datetime) -> Message | None:
         )
     if appointment.starts_at <= now:
         raise scheduling.SkipSend("The appointment had already started.")
+    if not event_enabled(appointment.business_id, "reminder"):
+        raise scheduling.SkipSend("Reminders were turned off.")
+    if _replaced(row):
+        raise scheduling.SkipSend("Replaced by the reminder for the appointment's new time.")
     number, _hours = _slot_hours(row.slot)
     return _add_auto_message(appointment, "reminder", now=now, reminder_number=number)
 
