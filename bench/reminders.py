@@ -199,7 +199,8 @@ def main() -> None:
 
     from sandbox import start_sandbox
 
-    sandbox = start_sandbox(config={"receipt_delay": 0.0})
+    # Credit for every text (the sandbox's default balance runs out after about 13,000).
+    sandbox = start_sandbox(config={"receipt_delay": 0.0, "balance": "1000000"})
     sandbox.set_faults(throttle_per_second=args.rate)  # Vonage's answer past the account rate
     env = {
         **os.environ,
