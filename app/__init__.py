@@ -42,6 +42,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from app import models  # noqa: F401  (registers every table with SQLAlchemy)
     from app.routes import register_blueprints
+    from app.services.booking import reminders  # noqa: F401  (hears appointment_changed)
 
     register_blueprints(app)
     templating.register(app)

@@ -74,6 +74,9 @@ def phone(number: str) -> str:
 
 
 def register(app: Flask) -> None:
+    from app.services.booking.reminders import reminder_status
+
+    app.add_template_global(reminder_status)
     app.add_template_filter(local_datetime)
     app.add_template_filter(local_date)
     app.add_template_filter(short_datetime)

@@ -7,14 +7,16 @@ Production runs `rq worker --with-scheduler --worker-class app.worker.Worker`. E
   name the worker takes hand-over items under), however long the job in hand runs: RQ's own
   registration cannot tell a dead SimpleWorker from a busy one for minutes;
 - runs the recovery checks (`inbound.check_recovery`, which also queues the inbound sweep when
-  due, and `sending.queue_sweep_when_due`) unless another worker's watchman already ran them
-  this second (a Redis key, SET NX with a one-second expiry).
+  due, and `sending.queue_sweep_when_due`) and queues the dispatcher of sends for later when a
+  row is due (`scheduling.queue_dispatch_when_due`: reminders go within seconds of their time)
+  unless another worker's watchman already ran them this second (a Redis key, SET NX with a
+  one-second expiry).
 
 A thread, not a job: a periodic job waits for a free worker (all of them may be busy draining
 a flood) and for RQ's scheduler, which stops for minutes when the worker holding its lock
 dies. A watchman runs wherever a worker process lives, and dies with it; the surviving ones
-carry on. The checks are cheap (a few Redis commands and one index range query a second, for
-all workers together).
+carry on. The checks are cheap (a few Redis commands and a few index range queries a second,
+for all workers together).
 
 The in-process worker of the demo (`app.inprocess_worker`) calls `watch` from its own loop.
 """
@@ -30,7 +32,7 @@ from rq import SimpleWorker
 
 from app.extensions import get_redis
 from app.models.types import utcnow
-from app.services import inbound, queues, sending
+from app.services import inbound, queues, scheduling, sending
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ def watch(app: Flask, worker_name: str) -> None:
             now = utcnow()
             inbound.check_recovery(now=now)
             sending.queue_sweep_when_due(now=now)
+            scheduling.queue_dispatch_when_due(now=now)
 
 
 class Watchman:

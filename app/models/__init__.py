@@ -35,6 +35,7 @@ from app.models.messages import (
     TextLedgerEntry,
 )
 from app.models.push import PushSubscription
+from app.models.scheduling import SCHEDULED_SEND_STATES, ScheduledSend
 from app.models.staff_alerts import StaffAlert, StaffAlertChoice
 from app.models.texting import (
     SMS_SETTINGS,
@@ -50,6 +51,7 @@ __all__ = [
     "AutoMessageSetting",
     "ROLES",
     "SETTINGS_ROLES",
+    "SCHEDULED_SEND_STATES",
     "SMS_SETTINGS",
     "StaffAlert",
     "StaffAlertChoice",
@@ -73,6 +75,7 @@ __all__ = [
     "OptOut",
     "PendingSignUp",
     "PushSubscription",
+    "ScheduledSend",
     "TextBalance",
     "TextLedgerEntry",
     "User",

@@ -1,7 +1,7 @@
 """Staff alerts: each staff member's channels and mobile number, one alert per event
 
 Revision ID: 0014_staff_alerts
-Revises: 0012_auto_messages
+Revises: 0013_scheduled_send
 Create Date: 2026-12-07 22:58:15.694761
 
 """
@@ -13,7 +13,7 @@ import app.models.types
 
 # revision identifiers, used by Alembic.
 revision = '0014_staff_alerts'
-down_revision = '0012_auto_messages'
+down_revision = '0013_scheduled_send'
 branch_labels = None
 depends_on = None
 
