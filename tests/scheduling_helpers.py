@@ -1,26 +1,16 @@
-"""Helpers for the scheduling and reminder tests: appointments booked through the signal, and a
-stand-in for `app.services.booking.auto_messages.add_auto_message`.
-
-The real `add_auto_message` is written on another branch (issue 11 item 3). The stand-in keeps
-its contract: it adds a transactional text about the appointment (message, parts, charge) to
-the caller's transaction, queues it after the commit, and returns the Message. The text goes
-through the real pipeline (`jobs.sending.send_message`), so the tests see it reach the sandbox.
-"""
+"""Helpers for the scheduling and reminder tests: appointments booked through the signal, and
+a recorder of what the reminders' handlers ask `auto_messages.add_auto_message` for (the real
+one then adds the text, which goes through the real pipeline to the sandbox)."""
 
 from __future__ import annotations
 
-import sys
-import types
 from datetime import datetime
 
 import pytest
 
 from app.extensions import db
-from app.models import Appointment, AutoMessageSetting, Client, ClientPhone, Message, MessagePart
-from app.services import balance, sending, texting
-from app.services.after_commit import call_after_commit
+from app.models import Appointment, AutoMessageSetting, Client, ClientPhone, Message
 from app.services.booking.signals import appointment_changed
-from app.services.segments import check_text
 
 CALLS: list[dict] = []  # what the stand-in was asked for, in order
 
@@ -28,66 +18,24 @@ CALLS: list[dict] = []  # what the stand-in was asked for, in order
 def stand_in_add_auto_message(
     appointment: Appointment, event: str, *, now: datetime, reminder_number: int | None = None
 ) -> Message | None:
-    """Adds the automatic text `event` about the appointment (see the module's docstring)."""
+    """Records what the reminders' handler asked for, then adds it as the product does."""
+    from app.services.booking import auto_messages
+
     CALLS.append(
         {"appointment_id": appointment.id, "event": event, "reminder_number": reminder_number}
     )
-    phone = appointment.client.primary_phone
-    if phone is None:
-        return None
-    body = f"{event} {reminder_number or ''}: {appointment.service} at {appointment.starts_at}"
-    split = check_text(body)
-    message = Message(
-        business_id=appointment.business_id,
-        client_id=appointment.client_id,
-        channel="text",
-        direction="outbound",
-        kind="transactional",
-        body=body,
-        sender=texting.sender_for(appointment.business_id, "transactional"),
-        recipient=phone.number,
-        status="queued",
-        auto_event=event,
-        appointment_id=appointment.id,
-        created_at=now,
-        updated_at=now,
+    return auto_messages.add_auto_message(
+        appointment, event, now=now, reminder_number=reminder_number
     )
-    db.session.add(message)
-    db.session.flush()
-    charge = balance.reserve(appointment.business_id, split.count, now, message_id=message.id)
-    for index, text in enumerate(split.parts):
-        db.session.add(
-            MessagePart(
-                message_id=message.id,
-                business_id=appointment.business_id,
-                index=index,
-                text=text,
-                unicode=split.encoding == "UCS-2",
-                client_ref=f"{message.id}-{index}-{now.timestamp()}",
-                status="queued",
-                charged_from=charge.source_of(index),
-                charged_month=charge.month if charge.source_of(index) == "allowance" else None,
-                updated_at=now,
-            )
-        )
-    message_id = message.id
-    call_after_commit(lambda: sending._queue(message_id))
-    return message
 
 
 def install_stand_in(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
-    """Makes `auto_messages.add_auto_message` the stand-in for this test (the module itself
-    may not exist on this branch). Returns the list of its calls."""
-    CALLS.clear()
-    try:
-        from app.services.booking import auto_messages as module
-    except ImportError:
-        import app.services.booking as package
+    """Records what the reminders' handlers ask `auto_messages.add_auto_message` for, in this
+    test. Returns the list of those calls."""
+    from app.services.booking import reminders
 
-        module = types.ModuleType("app.services.booking.auto_messages")
-        monkeypatch.setitem(sys.modules, module.__name__, module)
-        monkeypatch.setattr(package, "auto_messages", module, raising=False)
-    monkeypatch.setattr(module, "add_auto_message", stand_in_add_auto_message, raising=False)
+    CALLS.clear()
+    monkeypatch.setattr(reminders, "_add_auto_message", stand_in_add_auto_message)
     return CALLS
 
 

@@ -35,16 +35,14 @@ from zoneinfo import ZoneInfo
 from app.extensions import db
 from app.models.accounts import Business
 from app.models.booking import (
-    DEFAULT_OFF_EVENTS,
-    DEFAULT_REMINDER_HOURS,
     OPEN_STATES,
     THANK_YOU_AFTER,
     Appointment,
-    AutoMessageSetting,
 )
 from app.models.messages import Message
 from app.models.scheduling import ScheduledSend
 from app.services import scheduling
+from app.services.booking import auto_messages
 from app.services.booking.signals import appointment_changed
 from app.services.phones import time_zone_for_number
 
@@ -61,27 +59,16 @@ QUIET_NOTE = "moved out of the client's quiet hours, 9 PM to 8 AM their time"
 # --- Settings ---------------------------------------------------------------------------------
 
 
-def _setting(business_id: int, event: str) -> AutoMessageSetting | None:
-    return db.session.get(AutoMessageSetting, (business_id, event))
-
-
 def event_enabled(business_id: int, event: str) -> bool:
     """Is the automatic message `event` on for the business (its row, else the default)?"""
-    setting = _setting(business_id, event)
-    if setting is None:
-        return event not in DEFAULT_OFF_EVENTS
-    return setting.enabled
+    return auto_messages.setting_for(business_id, event).enabled
 
 
 def reminder_hours(business_id: int) -> tuple[int, ...]:
-    """The business's reminders, as hours before the start, in their order (reminder 1, 2);
-    none when the reminder is off."""
-    setting = _setting(business_id, "reminder")
-    if setting is None:
-        return tuple(DEFAULT_REMINDER_HOURS)
-    if not setting.enabled:
-        return ()
-    return tuple(int(hours) for hours in (setting.reminder_hours or DEFAULT_REMINDER_HOURS))
+    """The business's reminders, as hours before the start, in their order (reminder 1 the
+    furthest before, as `auto_messages` numbers them); none when the reminder is off."""
+    setting = auto_messages.setting_for(business_id, "reminder")
+    return setting.reminder_hours if setting.enabled else ()
 
 
 # --- Time zones and due times -----------------------------------------------------------------
@@ -264,8 +251,6 @@ def on_appointment_changed(
 
 
 def _add_auto_message(appointment: Appointment, event: str, **kwargs) -> Message | None:
-    from app.services.booking import auto_messages
-
     return auto_messages.add_auto_message(appointment, event, **kwargs)
 
 
