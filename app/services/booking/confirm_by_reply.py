@@ -104,7 +104,6 @@ def _had_reminder(inbound: Message, client_ids: list[int], now: datetime) -> boo
                 Message.auto_event == "reminder",
                 Message.sender == inbound.recipient,
                 Message.recipient == inbound.sender,
-                Message.created_at <= now,
                 or_(Message.created_at >= since, sent_recently),
             )
             .limit(1)
