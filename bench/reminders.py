@@ -22,9 +22,9 @@ bare `SELECT 1` on the same connection in the same run (target: p95 under 5 ms).
 
 A quick check: `--reminders 2000 --businesses 20 --future 100000` (due within a minute).
 
-Until `app.services.booking.auto_messages` is merged the workers use the tests' stand-in for
-its `add_auto_message` (tests/scheduling_helpers.py): a transactional text on the real
-pipeline. The workers run this file's `Worker` class, which installs it when needed.
+Each reminder is the real one: `auto_messages.add_auto_message` renders the business's
+reminder template and adds a transactional text on the real pipeline, in workers running
+production's worker class (`app.worker.Worker`).
 """
 
 from __future__ import annotations
@@ -42,42 +42,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DUE_PER_SECOND = 20000 / 600  # the issue's load: 20,000 due within ten minutes
-
-
-def _install_stand_in() -> str:
-    """Gives the workers an `add_auto_message` when its module is not merged yet."""
-    import types
-
-    try:
-        from app.services.booking import auto_messages  # noqa: F401
-
-        return "app.services.booking.auto_messages"
-    except ImportError:
-        import app.services.booking as package
-        from tests.scheduling_helpers import stand_in_add_auto_message
-
-        module = types.ModuleType("app.services.booking.auto_messages")
-        module.add_auto_message = stand_in_add_auto_message  # type: ignore[attr-defined]
-        sys.modules[module.__name__] = module
-        package.auto_messages = module  # type: ignore[attr-defined]
-        return "the tests' stand-in (tests/scheduling_helpers.py)"
-
-
-def _worker_class():
-    from app.worker import Worker as TwowayWorker
-
-    class Worker(TwowayWorker):
-        def work(self, *args, **kwargs):
-            _install_stand_in()
-            return super().work(*args, **kwargs)
-
-    return Worker
-
-
-def __getattr__(name: str):  # `rq worker --worker-class reminders.Worker`
-    if name == "Worker":
-        return _worker_class()
-    raise AttributeError(name)
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -128,7 +92,7 @@ def _workers(args, env, *extra: str) -> list[subprocess.Popen]:
                 "worker",
                 *extra,
                 "--worker-class",
-                "reminders.Worker",
+                "app.worker.Worker",
                 "--url",
                 args.redis,
                 "default",
@@ -226,7 +190,6 @@ def main() -> None:
     from app.models.types import utcnow
     from app.services.booking import reminders
 
-    stand_in = _install_stand_in()
     app = create_app()
     with app.app_context():
         if db.engine.dialect.name != "postgresql":
@@ -448,7 +411,6 @@ def main() -> None:
     sent_once = sum(1 for count in per_appointment.values() if count == 1)
 
     print()
-    print(f"add_auto_message: {stand_in}")
     print(
         f"reminders: {args.reminders} across {args.businesses} businesses, due over"
         f" {window:.0f} s ({args.reminders / window:.1f} a second); {args.future} future"
