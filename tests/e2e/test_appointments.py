@@ -149,7 +149,7 @@ def test_on_a_desktop_staff_reschedule_then_cancel_an_appointment(
     expect(confirm).to_be_hidden()  # cancelling asks first
     desktop.get_by_text("Cancel appointment…").click()
     confirm.click()
-    expect(desktop.get_by_text("Cancelled.")).to_be_visible()
+    expect(desktop.get_by_text("Cancelled.", exact=True)).to_be_visible()
     expect(summary.locator(".appointment-state")).to_have_text("Cancelled")
     expect(desktop.get_by_role("button", name="Reschedule")).to_have_count(0)
 
