@@ -85,6 +85,8 @@ def _send_figures(sandbox, limit: int) -> dict:
 
 
 def _workers(args, env, *extra: str) -> list[subprocess.Popen]:
+    from app.services.queues import LANES
+
     return [
         subprocess.Popen(
             [
@@ -95,7 +97,7 @@ def _workers(args, env, *extra: str) -> list[subprocess.Popen]:
                 "app.worker.Worker",
                 "--url",
                 args.redis,
-                "default",
+                *LANES,  # every lane, in priority order, as production's workers
             ],
             cwd=ROOT,
             env=env,
