@@ -10,8 +10,7 @@ other lanes listens to those, in the order given, and warns about the lanes it l
 Its scheduler (`--with-scheduler`) moves the delayed jobs of every lane it listens to (retries
 after a throttle) back to their own lane when due.
 
-Every second
-(CHECK_EVERY) the watchman of each worker process
+Every second (CHECK_EVERY) the watchman of each worker process
 
 - says its worker is alive (`queues.keep_alive`, under the worker's RQ name, which is also the
   name the worker takes hand-over items under), however long the job in hand runs: RQ's own

@@ -6,8 +6,12 @@ lost when every lane holds work at once. Texts go through the real pipeline to t
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from rq import Queue
@@ -22,6 +26,7 @@ from app.models.types import utcnow
 from app.services import queues, scheduling, sending
 from app.services.booking import auto_messages, reminders, staff_alerts
 from app.services.queues import BOOKING, DIRECT, LANES
+from tests.conftest import TEST_REDIS_URL
 from tests.sending_helpers import (
     accepted,
     give_dedicated_number,
@@ -284,6 +289,41 @@ def test_the_in_process_worker_listens_to_every_lane_in_order(app, monkeypatch):
 
     run_pending_jobs(app)
     assert listened and listened[0] == list(LANES)
+
+
+@pytest.mark.skipif(
+    not TEST_REDIS_URL, reason="needs real Redis (TEST_REDIS_URL): a worker process"
+)
+def test_a_worker_started_by_the_production_command_naming_no_lane_sends_from_every_lane(
+    texting_app, business, sandbox, database_url, tmp_path
+):
+    [booking_id] = _booking_texts(texting_app, business, 1)
+    staff_id = _staff_text(texting_app, business)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": TEST_REDIS_URL or "",
+        "SECRET_KEY": "test-secret-key",
+        "SANDBOX": "1",
+        "VONAGE_REST_HOST": sandbox.host_port,
+        "VONAGE_API_HOST": sandbox.host_port,
+        "VONAGE_PLAIN_HTTP": "1",
+    }
+    rq = str(Path(sys.executable).parent / "rq")  # this virtualenv's rq
+    log = tmp_path / "worker.log"
+    with log.open("w") as output:
+        finished = subprocess.run(  # README's command (in burst mode: it ends when idle)
+            [rq, "worker", "--with-scheduler", "--worker-class", "app.worker.Worker"]
+            + ["--url", TEST_REDIS_URL or "", "--burst"],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            timeout=90,
+        )
+    assert finished.returncode == 0, log.read_text()[-3000:]
+    assert parts_of(texting_app, staff_id)[0]["status"] == "sent", log.read_text()[-3000:]
+    assert parts_of(texting_app, booking_id)[0]["status"] == "sent", log.read_text()[-3000:]
 
 
 # --- Nothing lost -------------------------------------------------------------------------

@@ -10,12 +10,13 @@ the backlog of a later one (only behind the jobs workers already have in hand).
 1. `DIRECT` ("default", RQ's own name: jobs queued before the lanes existed are still taken):
    texts staff write, Twoway's automatic answers to inbound texts (STOP/START/HELP, "Do not
    reply", the thanks for a confirmation by reply), staff-alert texts, and every job that is
-   not bulk sending (inbound drains, sweeps, emails, verification, push...). A person is
-   waiting on each of these, and there are only as many as people make.
+   not bulk sending (inbound drains, sweeps, emails, verification, push...). The texts have a
+   person waiting on them and come only as fast as people make them; the other jobs are
+   small, and the recovery they do must not wait behind a flood either.
 2. `BOOKING`: automatic booking texts (confirmation, rescheduled, cancelled, reminders, the
    thank-you: a `Message.auto_event` of `app.models.booking.AUTO_EVENTS`) and the dispatcher
    of sends for later that makes them (`jobs.scheduling.dispatch`): the clock, not a person,
-   makes these, up to tens of thousands at once.
+   makes these, up to tens of thousands at once. Payment texts, when they come, go here too.
 3. Campaigns (issue 12) come after booking, as a lane of their own added here: a staff reply
    never waits behind a campaign, and booking texts go before campaign texts.
 
