@@ -190,9 +190,7 @@ def test_a_claim_taken_back_while_its_old_worker_finishes_leaves_one_message(
 
 
 def _queued_dispatches() -> int:
-    return sum(
-        1 for job in get_queue(BOOKING).jobs if job.func_name == "jobs.scheduling.dispatch"
-    )
+    return sum(1 for job in get_queue(BOOKING).jobs if job.func_name == "jobs.scheduling.dispatch")
 
 
 def test_the_watchman_queues_the_dispatcher_only_when_a_row_is_due(app, business, handled):
