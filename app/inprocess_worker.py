@@ -1,7 +1,8 @@
 """The RQ worker and scheduler inside the app's own process, for development and the demo
 (production runs `rq worker --with-scheduler --worker-class app.worker.Worker` processes
 against real Redis instead). Its loop also beats as a worker's watchman does (`app.worker`),
-so the demo recovers from lost hand-overs and runs the inbound sweep too."""
+so the demo recovers from lost hand-overs and runs the inbound sweep too. It listens to every
+lane, in priority order (`app.services.queues.LANES`), as production's workers do."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from rq.scheduler import RQScheduler
 from rq.timeouts import TimerDeathPenalty
 
 import jobs
-from app.services.queues import QUEUE_NAMES
+from app.services.queues import LANES
 from app.worker import watch
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def run_pending_jobs(app: Flask) -> bool:
     jobs deterministically; the background loop below calls it continuously."""
     jobs.use_app(app)
     connection = app.extensions["twoway.redis"]
-    queues = [Queue(name, connection=connection) for name in QUEUE_NAMES]
+    queues = [Queue(name, connection=connection) for name in LANES]  # in priority order
     scheduler = RQScheduler(queues, connection=connection, logging_level=logging.WARNING)
     scheduler._connection = connection  # share the in-process stand-in, don't reconnect
     scheduler.acquire_locks()

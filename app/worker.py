@@ -1,7 +1,16 @@
-"""Twoway's RQ worker: RQ's SimpleWorker with a watchman thread that keeps recovery to seconds.
+"""Twoway's RQ worker: RQ's SimpleWorker on every lane, in priority order, with a watchman
+thread that keeps recovery to seconds.
 
-Production runs `rq worker --with-scheduler --worker-class app.worker.Worker`. Every second
-(CHECK_EVERY) the watchman of each worker process
+Production runs `rq worker --with-scheduler --worker-class app.worker.Worker`, naming no queue:
+the worker then listens to every lane in priority order (`queues.LANES`, DESIGN.md §10), so a
+staff reply is taken before the booking texts queued ahead of it, and a lane added later needs
+no new command. (RQ's command passes its "default" queue when none is named, which is also the
+first lane's name: a worker given the first lane alone listens to all of them. A worker given
+other lanes listens to those, in the order given, and warns about the lanes it leaves out.)
+Its scheduler (`--with-scheduler`) moves the delayed jobs of every lane it listens to (retries
+after a throttle) back to their own lane when due.
+
+Every second (CHECK_EVERY) the watchman of each worker process
 
 - says its worker is alive (`queues.keep_alive`, under the worker's RQ name, which is also the
   name the worker takes hand-over items under), however long the job in hand runs: RQ's own
@@ -25,10 +34,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Flask
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
 
 from app.extensions import get_redis
 from app.models.types import utcnow
@@ -78,9 +88,35 @@ class Watchman:
         self.thread.join(timeout)
 
 
+Lanes = str | Queue | Sequence[str | Queue]
+
+
+def _listed(given: Lanes | None) -> list[str | Queue]:
+    return [] if given is None else [given] if isinstance(given, str | Queue) else list(given)
+
+
+def lanes_to_listen(given: Lanes | None) -> list[str | Queue]:
+    """What a worker given `given` listens to: every lane, in priority order, when given none
+    or the first lane alone (what `rq worker` passes when no queue is named); else `given`."""
+    listed = _listed(given)
+    names = [lane if isinstance(lane, str) else lane.name for lane in listed]
+    if names in ([], [queues.DIRECT]):
+        return list(queues.LANES)  # by name: RQ makes them with the worker's own queue class
+    left_out = [lane for lane in queues.LANES if lane not in names]
+    if left_out:
+        log.warning("this worker leaves out lanes %s: their jobs wait for other workers", left_out)
+    return listed
+
+
 class Worker(SimpleWorker):
-    """RQ's SimpleWorker (each job in the worker's own process, which builds the app once)
-    plus the watchman."""
+    """RQ's SimpleWorker (each job in the worker's own process, which builds the app once) on
+    every lane in priority order (`lanes_to_listen`), plus the watchman."""
+
+    def __init__(self, lanes: Lanes | None = None, **kwargs: Any):
+        if kwargs.get("connection") is None:  # lanes given by name need one: the queues'
+            given = (lane for lane in _listed(lanes) if isinstance(lane, Queue))
+            kwargs["connection"] = next((lane.connection for lane in given), None)
+        super().__init__(lanes_to_listen(lanes), **kwargs)
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         import jobs

@@ -2,7 +2,7 @@
 `rq worker` processes and the Vonage sandbox at the account rate.
 
     .venv/bin/python bench/reminders.py [--reminders 20000] [--businesses 200]
-        [--future 1000000] [--workers 4] [--rate 30] [--window SECONDS]
+        [--future 1000000] [--workers 4] [--rate 30] [--window SECONDS] [--staff-texts 10]
         [--database postgresql+psycopg://postgres@127.0.0.1:5432/twoway_bench]
         [--redis redis://127.0.0.1:6379/12]
 
@@ -19,6 +19,11 @@ Prints: reminders sent once (duplicates and lost must be 0), the send rate again
 (within 10 %), the highest count in any one second at the sandbox, how late reminders reached
 the sandbox after their due time, and the due-reminder queries' p95 with F future rows beside a
 bare `SELECT 1` on the same connection in the same run (target: p95 under 5 ms).
+
+Lanes (DESIGN.md §10): while the reminders flood the booking lane, S texts that people wait on
+(`send_text`, in the first lane) go out spread over the window; it prints how long each took
+from `send_text` to the sandbox (a worker's job in hand, then the rate: seconds, never the
+reminders' backlog).
 
 A quick check: `--reminders 2000 --businesses 20 --future 100000` (due within a minute).
 
@@ -85,6 +90,8 @@ def _send_figures(sandbox, limit: int) -> dict:
 
 
 def _workers(args, env, *extra: str) -> list[subprocess.Popen]:
+    from app.services.queues import LANES
+
     return [
         subprocess.Popen(
             [
@@ -95,7 +102,7 @@ def _workers(args, env, *extra: str) -> list[subprocess.Popen]:
                 "app.worker.Worker",
                 "--url",
                 args.redis,
-                "default",
+                *LANES,  # every lane, in priority order, as production's workers
             ],
             cwd=ROOT,
             env=env,
@@ -142,6 +149,31 @@ def _bare_sending(app, sandbox, args, env, client_ids: list[int]) -> dict:
     return _send_figures(sandbox, args.rate)
 
 
+def _staff_text(client_id: int, queued: dict[str, float]) -> None:
+    """A text someone waits on, in the first lane, in the middle of the flood (in an app
+    context). The bench's businesses have no dedicated number: a transactional text with no
+    `auto_event` waits in the same lane as a staff reply."""
+    from app.extensions import db
+    from app.models import Client, MessagePart
+    from app.models.types import utcnow
+    from app.services import sending
+
+    message = sending.send_text(
+        db.session.get(Client, client_id).business_id,
+        client_id,
+        "Yes, 4 pm today works. See you then!",
+        user_id=None,
+        kind="transactional",
+        now=utcnow(),
+    )
+    at = time.time()
+    for ref in db.session.execute(
+        db.select(MessagePart.client_ref).where(MessagePart.message_id == message.id)
+    ).scalars():
+        queued[ref] = at
+    db.session.rollback()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reminders", type=int, default=20000)
@@ -151,6 +183,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=30)
     parser.add_argument("--window", type=float, help="seconds the reminders come due over")
     parser.add_argument("--samples", type=int, default=2000, help="timings per query")
+    parser.add_argument(
+        "--staff-texts", type=int, default=10, help="texts in the first lane during the flood"
+    )
     parser.add_argument(
         "--baseline", type=int, default=1000, help="texts sent bare first (0: none)"
     )
@@ -360,9 +395,15 @@ def main() -> None:
         " WHERE m.auto_event = 'reminder' AND p.status IN ('sent', 'delivered', 'failed',"
         " 'unknown')"
     )
+    staff_queued: dict[str, float] = {}  # client-ref → when send_text returned
+    staff_every = max(5.0, window / max(1, args.staff_texts))
+    next_staff = time.time() + 5 + staff_every / 2
     try:
         with app.app_context():
             while time.time() < deadline:
+                if len(staff_queued) < args.staff_texts and time.time() >= next_staff:
+                    _staff_text(client_ids[len(staff_queued)], staff_queued)
+                    next_staff += staff_every
                 pending, claimed, done, other = db.session.execute(count_sql).one()
                 settled = db.session.execute(settled_sql).scalar()
                 db.session.rollback()
@@ -380,7 +421,7 @@ def main() -> None:
     figures = _send_figures(sandbox, args.rate)
     accepted = figures["accepted"]
     by_ref = Counter(m["client_ref"] for m in accepted)
-    to_numbers = Counter(m["to"] for m in accepted)
+    to_numbers = Counter(m["to"] for m in accepted if m["client_ref"] not in staff_queued)
     with app.app_context():
         states = Counter(
             db.session.execute(
@@ -409,6 +450,9 @@ def main() -> None:
         m["at"] - due_of[m["client_ref"]].timestamp() for m in accepted if m["client_ref"] in due_of
     ]
     sent_once = sum(1 for count in per_appointment.values() if count == 1)
+    staff_waits = [
+        m["at"] - staff_queued[m["client_ref"]] for m in accepted if m["client_ref"] in staff_queued
+    ]
 
     print()
     print(
@@ -440,6 +484,12 @@ def main() -> None:
             f"due to sandbox (s): median {statistics.median(lateness):.1f},"
             f" p99 {_percentile(lateness, 0.99):.1f}, first {min(lateness):.2f}"
             " (due faster than the account rate: the backlog grows to the end)"
+        )
+    if staff_queued:
+        print(
+            f"lanes: {len(staff_waits)} of {len(staff_queued)} first-lane texts sent mid-flood,"
+            f" send_text to sandbox (s): median {statistics.median(staff_waits or [0]):.2f},"
+            f" max {max(staff_waits or [0]):.2f}"
         )
     print(
         f"due queries with {args.future} future rows and {args.reminders // 2} due"

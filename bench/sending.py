@@ -106,6 +106,8 @@ def main() -> None:
             db.session.execute(text("SELECT client_ref, message_id FROM message_part")).all()
         )
 
+    from app.services.queues import LANES
+
     print(f"starting {args.workers} rq workers ...", flush=True)
     started = time.time()
     workers = [
@@ -120,7 +122,7 @@ def main() -> None:
                 "rq.worker.SimpleWorker",
                 "--url",
                 args.redis,
-                "default",
+                *LANES,  # every lane, in priority order
             ],
             cwd=ROOT,
             env=env,

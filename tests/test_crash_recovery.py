@@ -67,7 +67,7 @@ class Workers:
             log = open(self.logs / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
             self.processes[name] = subprocess.Popen(
                 [RQ, "worker", "--with-scheduler", "--worker-class", "app.worker.Worker"]
-                + ["--url", TEST_REDIS_URL or "", "--name", name, "default"],
+                + ["--url", TEST_REDIS_URL or "", "--name", name, *queues.LANES],
                 cwd=ROOT,
                 env=env,
                 stdout=log,

@@ -13,7 +13,7 @@ from rq.registry import StartedJobRegistry
 from app.extensions import db, get_redis
 from app.models import Message, ScheduledSend
 from app.services import scheduling
-from app.services.queues import get_queue
+from app.services.queues import BOOKING, get_queue
 from app.worker import watch
 from tests.conftest import TEST_DATABASE_URL
 from tests.scheduling_helpers import book, install_stand_in, make_client
@@ -190,7 +190,7 @@ def test_a_claim_taken_back_while_its_old_worker_finishes_leaves_one_message(
 
 
 def _queued_dispatches() -> int:
-    return sum(1 for job in get_queue().jobs if job.func_name == "jobs.scheduling.dispatch")
+    return sum(1 for job in get_queue(BOOKING).jobs if job.func_name == "jobs.scheduling.dispatch")
 
 
 def test_the_watchman_queues_the_dispatcher_only_when_a_row_is_due(app, business, handled):
@@ -221,7 +221,7 @@ def test_the_queued_dispatcher_sends_every_due_row(app, business, handled, run_j
     run_jobs()
     assert sorted(handled) == sorted(due)
     with app.app_context():
-        assert StartedJobRegistry(queue=get_queue()).count == 0
+        assert StartedJobRegistry(queue=get_queue(BOOKING)).count == 0
 
 
 def test_the_demo_worker_sends_a_due_row_within_seconds(app, business, handled):

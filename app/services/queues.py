@@ -1,4 +1,31 @@
-"""RQ queues on the app's Redis, and the one way the app enqueues a job."""
+"""RQ queues on the app's Redis, and the one way the app enqueues a job.
+
+**Lanes** (DESIGN.md §10, "Lanes under one rate"). Every text shares the account's Vonage rate
+(VONAGE_SMS_PER_SECOND, `app.services.rate_limit`), so a flood of due reminders would make a
+staff member's reply wait its turn behind them if every job waited in one queue. Instead jobs
+wait in lanes, RQ queues that every worker listens to in priority order (`LANES`): RQ takes
+the next job from the first lane that has one, so a job in an earlier lane never waits behind
+the backlog of a later one (only behind the jobs workers already have in hand).
+
+1. `DIRECT` ("default", RQ's own name: jobs queued before the lanes existed are still taken):
+   texts staff write, Twoway's automatic answers to inbound texts (STOP/START/HELP, "Do not
+   reply", the thanks for a confirmation by reply), staff-alert texts, and every job that is
+   not bulk sending (inbound drains, sweeps, emails, verification, push...). The texts have a
+   person waiting on them and come only as fast as people make them; the other jobs are
+   small, and the recovery they do must not wait behind a flood either.
+2. `BOOKING`: automatic booking texts (confirmation, rescheduled, cancelled, reminders, the
+   thank-you: a `Message.auto_event` of `app.models.booking.AUTO_EVENTS`) and the dispatcher
+   of sends for later that makes them (`jobs.scheduling.dispatch`): the clock, not a person,
+   makes these, up to tens of thousands at once. Payment texts, when they come, go here too.
+3. Campaigns (issue 12) come after booking, as a lane of their own added here: a staff reply
+   never waits behind a campaign, and booking texts go before campaign texts.
+
+Which lane a text's sending job goes to is decided in one place, `sending.lane_for`; every
+other job goes to `DIRECT` unless its caller names a lane. A job queued again (a retry after a
+throttle or an outage, the sweep after a lost job) goes back to its own lane. Workers listen
+to every lane in this order: `app.worker.Worker` and the in-process worker
+(`app.inprocess_worker`) by default, and so must any worker started by hand.
+"""
 
 from __future__ import annotations
 
@@ -13,25 +40,31 @@ from rq.job import Job
 
 from app.extensions import get_redis
 
-QUEUE_NAMES = ("default",)
+DIRECT = "default"  # lane 1: what people wait on (staff texts, automatic answers, the rest)
+BOOKING = "booking"  # lane 2: automatic booking texts and their dispatcher
+LANES = (DIRECT, BOOKING)  # in priority order: every worker listens to all of them, in order
 DEFAULT_JOB_TIMEOUT = 60  # seconds; every job has one
 
 
-def get_queue(name: str = "default") -> Queue:
+def get_queue(name: str = DIRECT) -> Queue:
+    """The RQ queue of a lane (`LANES`)."""
+    if name not in LANES:
+        raise ValueError(f"no lane is called {name!r}; the lanes are {LANES}")
     return Queue(name, connection=get_redis())
 
 
 def enqueue(
     func: Callable[..., Any],
     *args: Any,
-    queue: str = "default",
+    queue: str = DIRECT,
     timeout: int = DEFAULT_JOB_TIMEOUT,
     retry: Retry | None = None,
     job_id: str | None = None,
     delay: timedelta | None = None,
     **kwargs: Any,
 ) -> Job:
-    """Queues `func(*args, **kwargs)`: arguments are plain ids and values, never models."""
+    """Queues `func(*args, **kwargs)` in the lane `queue` (see the module docstring), now or
+    after `delay`, back in the same lane: arguments are plain ids and values, never models."""
     options: dict[str, Any] = {"job_timeout": timeout, "retry": retry, "job_id": job_id}
     q = get_queue(queue)
     if delay is not None:

@@ -13,6 +13,8 @@ How a row goes, exactly once:
   calls `queue_dispatch_when_due`: one index query asks whether any row is due; if one is, a
   dispatch job is queued (at most one waiting at a time: a wake flag in Redis). The job runs
   `dispatch_due` until nothing is due, so rows go within a second or two of their time.
+  The job waits in the booking lane (`queues.BOOKING`, DESIGN.md §10): what it makes are
+  booking texts, so neither it nor they wait ahead of a text a person is waiting on.
 - `dispatch_due` *claims* a batch of due rows in one short transaction: an UPDATE of rows
   chosen by `SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL (two dispatchers never wait on,
   or take, each other's rows); on SQLite the same conditional UPDATE (`WHERE state =
@@ -51,7 +53,7 @@ from app.extensions import db, get_redis
 from app.models.messages import Message
 from app.models.scheduling import ScheduledSend
 from app.models.types import utcnow
-from app.services.queues import enqueue
+from app.services.queues import BOOKING, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -362,5 +364,5 @@ def queue_dispatch_when_due(*, now: datetime) -> bool:
         return False
     from jobs.scheduling import dispatch
 
-    enqueue(dispatch, timeout=DISPATCH_JOB_TIMEOUT)
+    enqueue(dispatch, queue=BOOKING, timeout=DISPATCH_JOB_TIMEOUT)
     return True

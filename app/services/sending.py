@@ -23,6 +23,12 @@ twice:
 
 Vonage refusing a part outright (`PermanentFailure`) fails it with the plain-English reason
 and gives its text back (see `app.services.balance`).
+
+Every text shares the account's rate, so its job waits in a lane (`app.services.queues`,
+DESIGN.md §10) that `lane_for` picks from the message: automatic booking texts in the booking
+lane, behind texts people wait on (staff texts, automatic answers, staff alerts). The job of a
+message always goes to the message's lane, however it is queued again (a retry after a
+throttle or an outage, a Resend, the sweep after a lost job).
 """
 
 from __future__ import annotations
@@ -34,9 +40,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 
 from app.extensions import db
+from app.models.booking import AUTO_EVENTS
 from app.models.messages import PART_PROGRESS, WORST_FIRST, Message, MessagePart
 from app.models.types import utcnow
-from app.services import balance, events, inbox, periodic, rate_limit, texting
+from app.services import balance, events, inbox, periodic, queues, rate_limit, texting
 from app.services.after_commit import call_after_commit
 from app.services.clients import client_or_none, number_opted_out, surviving_client
 from app.services.errors import ServiceError
@@ -141,7 +148,7 @@ def send_text(
     _add_parts(message, split, charge, now)
     inbox.record_message(message, attention=False, now=now)  # the inbox's latest activity
     db.session.commit()
-    _queue(message.id)
+    _queue(message.id, lane_of(message))
     _publish(message)
     inbox.announce(business_id, message.client_id, message.id)
     return message
@@ -241,7 +248,7 @@ def _after_commit(message: Message, parts: list[tuple[int, str, str | None]]) ->
     caller's transaction has committed: with values captured now, as after the commit the
     session cannot be asked (see `app.services.after_commit`)."""
     message_id, business_id, client_id = message.id, message.business_id, message.client_id
-    status = message.status
+    status, lane = message.status, lane_of(message)
     payload = {
         "message_id": message_id,
         "client_id": client_id,
@@ -251,7 +258,7 @@ def _after_commit(message: Message, parts: list[tuple[int, str, str | None]]) ->
 
     def after() -> None:
         if status == "queued":
-            _queue(message_id)
+            _queue(message_id, lane)
         if client_id is not None:
             inbox.announce(business_id, client_id, message_id)
         events.publish(business_id, STATUS_EVENT, payload)
@@ -293,15 +300,37 @@ def resend(business_id: int, message_id: int, *, now: datetime) -> Message:
             raise ServiceError("This text's status just changed. Look again before resending.")
     _update_message_status(message.id, now)
     db.session.commit()
-    _queue(message.id)
+    _queue(message.id, lane_of(message))
     _publish(message)
     return message
 
 
-def _queue(message_id: int, delay: timedelta | None = None) -> None:
+def lane_for(kind: str, auto_event: str | None) -> str:
+    """The lane a text's sending job waits in (`app.services.queues`, DESIGN.md §10): an
+    automatic booking text (confirmation, rescheduled, cancelled, reminder, thank-you) in the
+    booking lane; every other text in the direct lane, first: what staff write, Twoway's
+    answers to inbound texts (STOP, HELP, "Do not reply", the thanks for a C) and staff
+    alerts, each one a person is waiting on, as many as people make. (A staff alert tells of
+    a booking, but it is one text per event for the staff who asked, and it is worth nothing
+    ten minutes late behind the day's reminders.) Marketing texts (campaigns, issue 12) will
+    get the campaigns lane after booking; until it exists they wait in the last lane."""
+    if kind == "marketing":
+        return queues.LANES[-1]
+    if auto_event in AUTO_EVENTS:
+        return queues.BOOKING
+    return queues.DIRECT
+
+
+def lane_of(message: Message) -> str:
+    """The lane of this message's sending job (`lane_for`)."""
+    return lane_for(message.kind, message.auto_event)
+
+
+def _queue(message_id: int, lane: str, delay: timedelta | None = None) -> None:
+    """Queues the message's sending job in its lane (`lane_of`), now or after `delay`."""
     from jobs.sending import send_message
 
-    enqueue(send_message, message_id, timeout=SEND_JOB_TIMEOUT, delay=delay)
+    enqueue(send_message, message_id, queue=lane, timeout=SEND_JOB_TIMEOUT, delay=delay)
 
 
 def queue_sweep_when_due(*, now: datetime) -> None:
@@ -351,6 +380,7 @@ def send_message(message_id: int, *, now: datetime | None = None) -> None:
     message = db.session.get(Message, message_id)
     if message is None or message.channel != "text":
         return
+    lane = lane_of(message)  # a retry goes back to the message's own lane
     gateway = get_gateway()
     gateway.prepare()
     part_ids = db.session.execute(
@@ -368,7 +398,7 @@ def send_message(message_id: int, *, now: datetime | None = None) -> None:
             # Very busy: nothing went out, so the part goes back to the queue for a moment.
             _settle(part_id, moment, only_from=("sending",), status="queued", claimed_at=None)
             db.session.commit()
-            _queue(message_id, delay=timedelta(seconds=1))
+            _queue(message_id, lane, delay=timedelta(seconds=1))
             break
         part = db.session.get(MessagePart, part_id, populate_existing=True)
         try:
@@ -381,7 +411,7 @@ def send_message(message_id: int, *, now: datetime | None = None) -> None:
                 callback_url=None,  # receipts go to the account's status URL (README)
             )
         except (Throttled, TemporaryFailure) as error:
-            if _retry_later(part, error, isinstance(error, Throttled), now or utcnow()):
+            if _retry_later(part, error, isinstance(error, Throttled), now or utcnow(), lane):
                 break  # later parts wait, so the client gets them in order
             continue
         except OutcomeUnknown as error:
@@ -425,9 +455,12 @@ def send_message(message_id: int, *, now: datetime | None = None) -> None:
         _finish_part(message_id, now or utcnow())
 
 
-def _retry_later(part: MessagePart, error: Exception, throttled: bool, now: datetime) -> bool:
+def _retry_later(
+    part: MessagePart, error: Exception, throttled: bool, now: datetime, lane: str
+) -> bool:
     """After a throttle or an outage (the request did not go out): back to queued and the job
-    again after a backoff, or failed when it has been tried too often. True if retrying."""
+    again after a backoff, in the message's `lane`, or failed when it has been tried too
+    often. True if retrying."""
     failures = part.failures + (0 if throttled else 1)
     if part.attempts >= MAX_ATTEMPTS or failures > len(RETRY_DELAYS):
         if _settle(
@@ -449,7 +482,7 @@ def _retry_later(part: MessagePart, error: Exception, throttled: bool, now: date
         part.id, now, only_from=("sending",), status="queued", claimed_at=None, failures=failures
     )
     db.session.commit()
-    _queue(part.message_id, delay=retry_delay(failures))
+    _queue(part.message_id, lane, delay=retry_delay(failures))
     _finish_part(part.message_id, now)
     return True
 
@@ -593,12 +626,13 @@ def sweep(*, now: datetime) -> None:
         ):
             _finish_part(message_id, now)
     lost = db.session.execute(
-        db.select(MessagePart.message_id)
+        db.select(MessagePart.message_id, Message.kind, Message.auto_event)
+        .join(Message, Message.id == MessagePart.message_id)
         .where(MessagePart.status == "queued", MessagePart.updated_at < now - LOST_JOB_AFTER)
         .distinct()
-    ).scalars()
-    for message_id in list(lost):
-        _queue(message_id)
+    ).all()
+    for message_id, kind, auto_event in lost:
+        _queue(message_id, lane_for(kind, auto_event))  # back to its own lane
     db.session.commit()
 
 
@@ -713,15 +747,15 @@ def add_automatic_text(
     return message
 
 
-def queue_text(message_id: int) -> None:
+def queue_text(message_id: int, lane: str) -> None:
     """After the commit: sends a text saved by `add_automatic_text` that shows in no
-    conversation (a staff alert)."""
-    _queue(message_id)
+    conversation (a staff alert), in its `lane` (`lane_of`, taken before the commit)."""
+    _queue(message_id, lane)
 
 
 def queue_reply(reply: Message) -> None:
     """After the commit: sends an answer saved by `add_reply`, and shows it on open pages."""
-    _queue(reply.id)
+    _queue(reply.id, lane_of(reply))
     if reply.visibility == "inbox" and reply.client_id is not None:
         inbox.announce(reply.business_id, reply.client_id, reply.id)
     _publish(reply)

@@ -291,8 +291,8 @@ def _text(
         alert.text_skipped = "out_of_texts"
         return
     alert.text_message_id = message.id
-    message_id = message.id
-    call_after_commit(lambda: sending.queue_text(message_id))
+    message_id, lane = message.id, sending.lane_of(message)
+    call_after_commit(lambda: sending.queue_text(message_id, lane))
 
 
 # --- Bookings, cancellations and confirmations by reply -----------------------------------
