@@ -128,22 +128,16 @@ def send_text(
             "not sent. They can reply START to get texts again."
         )
     sender = texting.sender_for(business_id, kind)  # type: ignore[arg-type]
-    message = Message(
-        business_id=business_id,
+    message = _new_text(
+        business_id,
+        body,
         client_id=client.id,
-        channel="text",
-        direction="outbound",
         kind=kind,
-        body=body,
         sender=sender,
         recipient=phone.number,
-        status="queued",
         sent_by_id=user_id,
-        created_at=now,
-        updated_at=now,
+        now=now,
     )
-    db.session.add(message)
-    db.session.flush()
     charge = balance.reserve(business_id, split.count, now, message_id=message.id)
     _add_parts(message, split, charge, now)
     inbox.record_message(message, attention=False, now=now)  # the inbox's latest activity
@@ -151,6 +145,25 @@ def send_text(
     _queue(message.id, lane_of(message))
     _publish(message)
     inbox.announce(business_id, message.client_id, message.id)
+    return message
+
+
+def _new_text(business_id: int, body: str, *, now: datetime, **fields) -> Message:
+    """Adds an outbound text's message row (no parts yet) to the session and flushes it, so
+    its id can be charged and its parts written. `fields`: client, kind, numbers, and what
+    else the message records (sent_by_id, visibility, reply_to_id, auto_event, …)."""
+    message = Message(
+        business_id=business_id,
+        channel="text",
+        direction="outbound",
+        body=body,
+        status="queued",
+        created_at=now,
+        updated_at=now,
+        **fields,
+    )
+    db.session.add(message)
+    db.session.flush()
     return message
 
 
@@ -211,24 +224,17 @@ def add_text(
     attention, and a Resend sends it once texts are bought. Raises ServiceError (nothing
     added) for a body `check_text` refuses."""
     split = check_text(body)
-    message = Message(
-        business_id=business_id,
+    message = _new_text(
+        business_id,
+        body,
         client_id=client_id,
-        channel="text",
-        direction="outbound",
         kind=kind,
-        body=body,
         sender=sender,
         recipient=recipient,
-        status="queued",
-        sent_by_id=None,
         auto_event=auto_event,
         appointment_id=appointment_id,
-        created_at=now,
-        updated_at=now,
+        now=now,
     )
-    db.session.add(message)
-    db.session.flush()
     # Locks the balance row for the caller's transaction: concurrent sends cannot both take
     # the last texts, and a shortfall changes nothing (no rollback of the caller's work).
     charge = balance.try_reserve(business_id, split.count, now, message_id=message.id)
@@ -718,26 +724,19 @@ def add_automatic_text(
     covered = left is None or left >= split.count
     if not covered and not free_when_short:
         return None
-    message = Message(
-        business_id=business_id,
+    message = _new_text(
+        business_id,
+        body,
         client_id=client_id,
-        channel="text",
-        direction="outbound",
         kind="transactional",
-        body=body,
         sender=sender,
         recipient=recipient,
-        status="queued",
-        sent_by_id=None,
         visibility=visibility,
         reply_to_id=reply_to_id,
         auto_event=auto_event,
         appointment_id=appointment_id,
-        created_at=now,
-        updated_at=now,
+        now=now,
     )
-    db.session.add(message)
-    db.session.flush()
     # Checked above in this transaction; a concurrent send that takes the last texts between
     # the check and here makes `reserve` raise, and the caller's job is retried.
     charge = None
