@@ -174,6 +174,19 @@ def test_a_row_claimed_by_a_worker_that_died_is_taken_back_and_handled_once(app,
     assert handled == [row_id]
 
 
+def test_a_dispatcher_claims_no_more_than_its_batch_so_a_dead_one_delays_few(app, business):
+    # On PostgreSQL this once claimed every due row: the update's `IN (SELECT … LIMIT n FOR
+    # UPDATE SKIP LOCKED)` ran its subquery once per candidate row.
+    with app.app_context():
+        rows = [_schedule(business["id"], NOW - timedelta(seconds=n)) for n in range(12)]
+        first = scheduling.claim_due(now=NOW, limit=5)
+        second = scheduling.claim_due(now=NOW, limit=5)
+        states = Counter(_row(row).state for row in rows)
+    assert first.row_ids == rows[11:6:-1]  # the earliest due first
+    assert second.row_ids == rows[6:1:-1]
+    assert states == {"claimed": 10, "pending": 2}
+
+
 def test_a_claim_taken_back_while_its_old_worker_finishes_leaves_one_message(
     app, business, handled
 ):

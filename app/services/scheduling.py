@@ -236,34 +236,35 @@ class Claim:
 
 
 def claim_due(*, now: datetime, limit: int = BATCH) -> Claim:
-    """Claims up to `limit` due rows, earliest first, for this dispatcher alone, and commits."""
+    """Claims up to `limit` due rows, earliest first, for this dispatcher alone, and commits.
+
+    The rows are chosen and locked by a statement of their own (`FOR UPDATE SKIP LOCKED` on
+    PostgreSQL; SQLite has one writer at a time), then updated by id. One `UPDATE … WHERE id IN
+    (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` is not the same: PostgreSQL may run the subquery
+    once per candidate row, each run skipping the rows the update has just changed, and so
+    claim every due row instead of n."""
     token = secrets.token_hex(16)
-    chosen = (
-        _due(now)
-        .order_by(ScheduledSend.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer at a time
-        .scalar_subquery()
-    )
-    db.session.execute(
-        update(ScheduledSend)
-        .where(ScheduledSend.id.in_(chosen), ScheduledSend.state == "pending")
-        .values(
-            state="claimed",
-            claim_token=token,
-            claimed_at=now,
-            attempts=ScheduledSend.attempts + 1,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
     row_ids = list(
         db.session.execute(
-            db.select(ScheduledSend.id)
-            .where(ScheduledSend.claim_token == token)
+            _due(now)
             .order_by(ScheduledSend.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         ).scalars()
     )
+    if row_ids:
+        db.session.execute(
+            update(ScheduledSend)
+            .where(ScheduledSend.id.in_(row_ids))
+            .values(
+                state="claimed",
+                claim_token=token,
+                claimed_at=now,
+                attempts=ScheduledSend.attempts + 1,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
     db.session.commit()
     return Claim(token, row_ids)
 
