@@ -16,7 +16,12 @@ CALLS: list[dict] = []  # what the stand-in was asked for, in order
 
 
 def stand_in_add_auto_message(
-    appointment: Appointment, event: str, *, now: datetime, reminder_number: int | None = None
+    appointment: Appointment,
+    event: str,
+    *,
+    now: datetime,
+    reminder_number: int | None = None,
+    **kwargs,
 ) -> Message | None:
     """Records what the reminders' handler asked for, then adds it as the product does."""
     from app.services.booking import auto_messages
@@ -25,7 +30,7 @@ def stand_in_add_auto_message(
         {"appointment_id": appointment.id, "event": event, "reminder_number": reminder_number}
     )
     return auto_messages.add_auto_message(
-        appointment, event, now=now, reminder_number=reminder_number
+        appointment, event, now=now, reminder_number=reminder_number, **kwargs
     )
 
 

@@ -331,16 +331,15 @@ def test_the_rate_limiter_never_admits_more_than_the_limit_in_any_second_across_
     admitted: list[float] = []  # when the limiter admitted each send, on its own (Redis) clock
     lock = threading.Lock()
     take_slot = rate_limit.try_acquire_send_slot
-    interval_us = (1000 + rate_limit.WINDOW_MARGIN_MS) * 1000 // 5
 
     def recorded_take_slot() -> int:
-        # The lock only keeps the read of the slot the limiter just gave beside its decision;
-        # the waiting between tries still happens in every thread at once.
+        # The lock only keeps the reading of Redis's clock beside the limiter's decision (at
+        # or just after it); the waiting between tries still happens in every thread at once.
         with lock:
             wait_ms = take_slot()
             if wait_ms == 0:
-                next_slot_us = int(get_redis().get(rate_limit.KEY))
-                admitted.append((next_slot_us - interval_us) / 1_000_000)
+                seconds, microseconds = get_redis().time()
+                admitted.append(seconds + microseconds / 1_000_000)
             return wait_ms
 
     monkeypatch.setattr(rate_limit, "try_acquire_send_slot", recorded_take_slot)

@@ -273,7 +273,7 @@ def handle_claimed(row_id: int, token: str, *, now: datetime) -> str | None:
     """Sends one claimed row through its handler, if this claim still holds it; the handler's
     rows and the row's new state commit together. Returns the row's new state, or None when
     the claim no longer holds it (it was taken back, or someone else finished it)."""
-    held = db.session.execute(
+    row = db.session.execute(
         update(ScheduledSend)
         .where(
             ScheduledSend.id == row_id,
@@ -281,12 +281,12 @@ def handle_claimed(row_id: int, token: str, *, now: datetime) -> str | None:
             ScheduledSend.claim_token == token,
         )
         .values(state="done", finished_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if held != 1:
+        .returning(ScheduledSend)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).scalar_one_or_none()
+    if row is None:
         db.session.rollback()
         return None
-    row = db.session.get(ScheduledSend, row_id, populate_existing=True)
     handler = handler_for(row.purpose)
     try:
         if handler is None:

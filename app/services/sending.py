@@ -37,7 +37,7 @@ import logging
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import case, update
 
 from app.extensions import db
 from app.models.booking import AUTO_EVENTS
@@ -387,6 +387,7 @@ def send_message(message_id: int, *, now: datetime | None = None) -> None:
     if message is None or message.channel != "text":
         return
     lane = lane_of(message)  # a retry goes back to the message's own lane
+    sender, recipient = message.sender, message.recipient  # read once: each claim commits
     gateway = get_gateway()
     gateway.prepare()
     part_ids = db.session.execute(
@@ -409,8 +410,8 @@ def send_message(message_id: int, *, now: datetime | None = None) -> None:
         part = db.session.get(MessagePart, part_id, populate_existing=True)
         try:
             sent = gateway.send_part(
-                sender=message.sender,
-                to=message.recipient,
+                sender=sender,
+                to=recipient,
                 text=part.text,
                 unicode=part.unicode,
                 client_ref=part.client_ref,
@@ -444,19 +445,22 @@ def send_message(message_id: int, *, now: datetime | None = None) -> None:
                 balance.refund_part(part_id, moment)
         else:
             moment = now or utcnow()
+            # One statement: Vonage's id always; "sent" only from sending or unknown (a receipt
+            # may have moved the part further already). The CASEs read the row as it was.
+            not_further = MessagePart.status.in_(("sending", "unknown"))
             db.session.execute(
                 update(MessagePart)
                 .where(MessagePart.id == part_id)
-                .values(vonage_message_id=sent.message_id, sent_at=moment, failures=0)
+                .values(
+                    vonage_message_id=sent.message_id,
+                    sent_at=moment,
+                    failures=0,
+                    claimed_at=None,
+                    updated_at=moment,
+                    status=case((not_further, "sent"), else_=MessagePart.status),
+                    reason=case((not_further, None), else_=MessagePart.reason),
+                )
                 .execution_options(synchronize_session=False)
-            )
-            _settle(
-                part_id,
-                moment,
-                only_from=("sending", "unknown"),
-                status="sent",
-                reason=None,
-                claimed_at=None,
             )
         _finish_part(message_id, now or utcnow())
 
@@ -494,20 +498,38 @@ def _retry_later(
 
 
 def _finish_part(message_id: int, now: datetime) -> None:
-    """Commits a part's change with its message's status, then tells open pages. A message
-    that has just failed for good puts its conversation in Require your attention."""
-    before = db.session.execute(
-        db.select(Message.status).where(Message.id == message_id)
-    ).scalar_one_or_none()
-    message = _update_message_status(message_id, now)
-    failed_now = message is not None and message.status == "failed" and before != "failed"
-    if failed_now and message.client_id is not None:
-        inbox.flag_client(message.business_id, message.client_id, now)
+    """Commits a part's change with its message's status (the worst of its parts'), then tells
+    open pages. A message that has just failed for good puts its conversation in Require your
+    attention. (Few statements: this runs once or twice for every part sent.)"""
+    rows = db.session.execute(
+        db.select(Message.business_id, Message.client_id, Message.status, MessagePart.status)
+        .join(MessagePart, MessagePart.message_id == Message.id)
+        .where(Message.id == message_id)
+    ).all()
+    if not rows:
+        db.session.commit()
+        return
+    business_id, client_id, before, _ = rows[0]
+    worst = _worst({part_status for *_, part_status in rows})
+    failed_now = False
+    if worst != before:
+        db.session.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(status=worst, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        failed_now = worst == "failed"
+        if failed_now and client_id is not None:
+            inbox.flag_client(business_id, client_id, now)
     db.session.commit()
-    if message is not None:
-        _publish(message)
-        if failed_now and message.client_id is not None:
-            inbox.announce(message.business_id, message.client_id)
+    _publish_status(business_id, message_id, client_id)
+    if failed_now and client_id is not None:
+        inbox.announce(business_id, client_id)
+
+
+def _worst(statuses: set[str]) -> str:
+    return next(status for status in WORST_FIRST if status in statuses)
 
 
 def _update_message_status(message_id: int, now: datetime) -> Message | None:
@@ -520,7 +542,7 @@ def _update_message_status(message_id: int, now: datetime) -> Message | None:
     message = db.session.get(Message, message_id, populate_existing=True)
     if message is None or not statuses:
         return message
-    worst = next(status for status in WORST_FIRST if status in statuses)
+    worst = _worst(statuses)
     if message.status != worst:
         message.status = worst
         message.updated_at = now
@@ -528,18 +550,30 @@ def _update_message_status(message_id: int, now: datetime) -> Message | None:
 
 
 def _publish(message: Message) -> None:
+    _publish_status(message.business_id, message.id, message.client_id)
+
+
+def _publish_status(business_id: int, message_id: int, client_id: int | None) -> None:
+    """Tells open pages the message's status and its parts' (read after the commit, so the
+    event is never older than what is stored). A text's status is the worst of its parts'."""
     parts = db.session.execute(
         db.select(MessagePart.index, MessagePart.status, MessagePart.reason)
-        .where(MessagePart.message_id == message.id)
+        .where(MessagePart.message_id == message_id)
         .order_by(MessagePart.index)
     ).all()
+    if parts:
+        status = _worst({p.status for p in parts})
+    else:  # an email: no parts
+        status = db.session.execute(
+            db.select(Message.status).where(Message.id == message_id)
+        ).scalar_one()
     events.publish(
-        message.business_id,
+        business_id,
         STATUS_EVENT,
         {
-            "message_id": message.id,
-            "client_id": message.client_id,
-            "status": message.status,
+            "message_id": message_id,
+            "client_id": client_id,
+            "status": status,
             "parts": [{"index": p.index, "status": p.status, "reason": p.reason} for p in parts],
         },
     )

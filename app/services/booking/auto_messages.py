@@ -39,6 +39,7 @@ for them at their time.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -202,11 +203,14 @@ def all_settings(business_id: int) -> list[AutoSetting]:
     return [_of(event, rows.get(event)) for event in AUTO_EVENTS]
 
 
-def confirm_by_reply(business_id: int) -> ConfirmByReply:
+def confirm_by_reply(business_id: int, *, sender: str | None = None) -> ConfirmByReply:
     """Whether clients' replies to booking texts reach the business: two-way texting on a
-    verified number, which booking texts then go from (DESIGN.md §1, §6)."""
+    verified number, which booking texts then go from (DESIGN.md §1, §6). `sender`: the
+    booking texts' number (`sender_for(..., "transactional")`) when the caller has it."""
     business = texting.get_business(business_id)
-    if texting.sender_for(business_id, "transactional") != texting.system_numbers().transactional:
+    if sender is None:
+        sender = texting.sender_for(business_id, "transactional")
+    if sender != texting.system_numbers().transactional:
         return ConfirmByReply(True)
     offer = texting.availability(business)
     if not offer.offered:
@@ -361,9 +365,13 @@ def _duration(minutes: int) -> str:
     return f"{hours} h" if hours else f"{rest} min"
 
 
-def appointment_context(appointment: Appointment, *, zone: str) -> dict[str, str]:
+def appointment_context(
+    appointment: Appointment, *, zone: str, uses: Collection[str] | None = None
+) -> dict[str, str]:
     """The placeholders' values for a message about this appointment, its times in `zone`
-    (with the zone's abbreviation when it is not the business's)."""
+    (with the zone's abbreviation when it is not the business's). `uses`: the placeholders the
+    template uses, when known: the ones that cost a query (the business's phone, the staff
+    member's name) are looked up only if used."""
     business = db.session.get(Business, appointment.business_id)
     client = surviving_client(appointment.client)
     local_zone = ZoneInfo(zone)
@@ -376,13 +384,19 @@ def appointment_context(appointment: Appointment, *, zone: str) -> dict[str, str
     if abroad:
         start_time += f" {starts.tzname()}"
         end_time += f" {ends.tzname()}"
-    staff = db.session.get(User, appointment.staff_id) if appointment.staff_id else None
+    staff = (
+        db.session.get(User, appointment.staff_id)
+        if appointment.staff_id and (uses is None or "staff_name" in uses)
+        else None
+    )
     name = " ".join(client.name.split())
     return {
         "client_first_name": name.split(" ")[0] if name else "",
         "client_name": name,
         "business_name": business.name,
-        "business_phone": _business_phone(business),
+        "business_phone": (
+            _business_phone(business) if uses is None or "business_phone" in uses else ""
+        ),
         "business_website": business.website,
         "service": appointment.service,
         "appointment_date": f"{starts:%A}, {starts:%B} {starts.day}",
@@ -403,6 +417,7 @@ def add_auto_message(
     *,
     now: datetime,
     reminder_number: int | None = None,
+    setting: AutoSetting | None = None,
 ) -> Message | None:
     """Adds the automatic message `event` about `appointment` to the caller's transaction
     (no commit; jobs are queued after it commits) and returns it, or None when none goes:
@@ -417,8 +432,10 @@ def add_auto_message(
 
     A text goes as a transactional text (see the module docstring), the reminder ending with
     "Reply C to confirm" when the setting asks for it and replies reach the business. A text
-    the balance cannot cover is returned stored failed (the owner alerted once a day)."""
-    setting = setting_for(appointment.business_id, event)
+    the balance cannot cover is returned stored failed (the owner alerted once a day).
+    `setting`: the business's setting for `event` when the caller has just read it."""
+    if setting is None or setting.event != event:
+        setting = setting_for(appointment.business_id, event)
     if not setting.enabled:
         return None
     if event == "reminder":
@@ -436,23 +453,31 @@ def add_auto_message(
     phone = client.primary_phone
     number = phone.number if phone is not None else None
     zone = client_time_zone(client.time_zone, number, business.time_zone)
-    context = appointment_context(appointment, zone=zone)
+    uses = set(message_templates.placeholders_in(setting.template))
+    context = appointment_context(appointment, zone=zone, uses=uses)
     body = message_templates.render(setting.template, context, placeholders=PLACEHOLDERS)
 
     textable = number is not None and number.startswith("+")
     opted_out = textable and number_opted_out(business_id, number)  # type: ignore[arg-type]
-    email = client.primary_email.email if client.primary_email is not None else None
     use_text = setting.channel in ("text", "text_or_email") and textable and not opted_out
-    use_email = not use_text and setting.channel in ("email", "text_or_email") and email
+    email = None
+    if not use_text and setting.channel in ("email", "text_or_email"):
+        email = client.primary_email.email if client.primary_email is not None else None
+    use_email = not use_text and email
 
     if use_text:
-        if event == "reminder" and setting.ask_to_confirm and confirm_by_reply(business_id).offered:
+        sender = texting.sender_for(business_id, "transactional")
+        if (
+            event == "reminder"
+            and setting.ask_to_confirm
+            and confirm_by_reply(business_id, sender=sender).offered
+        ):
             body += CONFIRM_SUFFIX
         message = sending.add_text(
             business_id,
             client.id,
             body,
-            sender=texting.sender_for(business_id, "transactional"),
+            sender=sender,
             recipient=number,  # type: ignore[arg-type]
             kind="transactional",
             now=now,

@@ -285,12 +285,15 @@ def send_reminder(row: ScheduledSend, now: datetime) -> Message | None:
         )
     if appointment.starts_at <= now:
         raise scheduling.SkipSend("The appointment had already started.")
-    if not event_enabled(appointment.business_id, "reminder"):
+    setting = auto_messages.setting_for(appointment.business_id, "reminder")
+    if not setting.enabled:
         raise scheduling.SkipSend("Reminders were turned off.")
     if _replaced(row):
         raise scheduling.SkipSend("Replaced by the reminder for the appointment's new time.")
     number, _hours = _slot_hours(row.slot)
-    return _add_auto_message(appointment, "reminder", now=now, reminder_number=number)
+    return _add_auto_message(
+        appointment, "reminder", now=now, reminder_number=number, setting=setting
+    )
 
 
 def send_thank_you(row: ScheduledSend, now: datetime) -> Message | None:
@@ -298,9 +301,10 @@ def send_thank_you(row: ScheduledSend, now: datetime) -> Message | None:
     appointment = _appointment(row)
     if appointment.state in ("cancelled", "no_show"):
         raise scheduling.SkipSend(DROP_REASONS[appointment.state])
-    if not event_enabled(appointment.business_id, "thank_you"):
+    setting = auto_messages.setting_for(appointment.business_id, "thank_you")
+    if not setting.enabled:
         raise scheduling.SkipSend("The thank-you was turned off.")
-    return _add_auto_message(appointment, "thank_you", now=now)
+    return _add_auto_message(appointment, "thank_you", now=now, setting=setting)
 
 
 scheduling.register_handler(REMINDER, send_reminder)
