@@ -246,10 +246,7 @@ def claim_due(*, now: datetime, limit: int = BATCH) -> Claim:
     token = secrets.token_hex(16)
     row_ids = list(
         db.session.execute(
-            _due(now)
-            .order_by(ScheduledSend.due_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+            _due(now).order_by(ScheduledSend.due_at).limit(limit).with_for_update(skip_locked=True)
         ).scalars()
     )
     if row_ids:
