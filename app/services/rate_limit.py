@@ -29,7 +29,7 @@ from app.extensions import get_redis
 
 KEY = "vonage:sms-rate"
 WINDOW_MARGIN_MS = 30  # slack for requests that leave a few milliseconds after their slot
-LATE_SLACK_MS = 5  # lateness in taking a slot that does not push the schedule back
+LATE_SLACK_MS = 2  # lateness in taking a slot that does not push the schedule back
 
 # KEYS[1]: the theoretical arrival time of the next send (microseconds, Redis's clock).
 # ARGV[1]: the spacing between sends, in microseconds; ARGV[2]: LATE_SLACK_MS in microseconds.
