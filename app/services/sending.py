@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, update
@@ -498,20 +499,44 @@ def _retry_later(
 
 
 def _finish_part(message_id: int, now: datetime) -> None:
-    """Commits a part's change with its message's status (the worst of its parts'), then tells
-    open pages. A message that has just failed for good puts its conversation in Require your
-    attention. (Few statements: this runs once or twice for every part sent.)"""
+    """Commits a part's change with its message's status, then tells open pages. A message
+    that has just failed for good puts its conversation in Require your attention."""
+    change = _update_message_status(message_id, now)
+    failed_now = change is not None and change.worst == "failed" and change.before != "failed"
+    if failed_now and change.client_id is not None:
+        inbox.flag_client(change.business_id, change.client_id, now)
+    db.session.commit()
+    if change is not None:
+        _publish_status(change.business_id, message_id, change.client_id)
+        if failed_now and change.client_id is not None:
+            inbox.announce(change.business_id, change.client_id)
+
+
+@dataclass(frozen=True)
+class _StatusChange:
+    business_id: int
+    client_id: int | None
+    before: str
+    worst: str
+
+
+def _worst(statuses: set[str]) -> str:
+    return next(status for status in WORST_FIRST if status in statuses)
+
+
+def _update_message_status(message_id: int, now: datetime) -> _StatusChange | None:
+    """The message's status becomes the worst of its parts' (in the caller's transaction; one
+    read and, when it changes, one update: this runs once or twice for every part sent). None
+    for a message without parts."""
     rows = db.session.execute(
         db.select(Message.business_id, Message.client_id, Message.status, MessagePart.status)
         .join(MessagePart, MessagePart.message_id == Message.id)
         .where(Message.id == message_id)
     ).all()
     if not rows:
-        db.session.commit()
-        return
+        return None
     business_id, client_id, before, _ = rows[0]
     worst = _worst({part_status for *_, part_status in rows})
-    failed_now = False
     if worst != before:
         db.session.execute(
             update(Message)
@@ -519,61 +544,30 @@ def _finish_part(message_id: int, now: datetime) -> None:
             .values(status=worst, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        failed_now = worst == "failed"
-        if failed_now and client_id is not None:
-            inbox.flag_client(business_id, client_id, now)
-    db.session.commit()
-    _publish_status(business_id, message_id, client_id)
-    if failed_now and client_id is not None:
-        inbox.announce(business_id, client_id)
-
-
-def _worst(statuses: set[str]) -> str:
-    return next(status for status in WORST_FIRST if status in statuses)
-
-
-def _update_message_status(message_id: int, now: datetime) -> Message | None:
-    """The message's status becomes the worst of its parts'."""
-    statuses = set(
-        db.session.execute(
-            db.select(MessagePart.status).where(MessagePart.message_id == message_id)
-        ).scalars()
-    )
-    message = db.session.get(Message, message_id, populate_existing=True)
-    if message is None or not statuses:
-        return message
-    worst = _worst(statuses)
-    if message.status != worst:
-        message.status = worst
-        message.updated_at = now
-    return message
+    return _StatusChange(business_id, client_id, before, worst)
 
 
 def _publish(message: Message) -> None:
-    _publish_status(message.business_id, message.id, message.client_id)
+    _publish_status(message.business_id, message.id, message.client_id, message.status)
 
 
-def _publish_status(business_id: int, message_id: int, client_id: int | None) -> None:
+def _publish_status(
+    business_id: int, message_id: int, client_id: int | None, status: str | None = None
+) -> None:
     """Tells open pages the message's status and its parts' (read after the commit, so the
-    event is never older than what is stored). A text's status is the worst of its parts'."""
+    event is never older than what is stored). `status` None: the worst of the parts'."""
     parts = db.session.execute(
         db.select(MessagePart.index, MessagePart.status, MessagePart.reason)
         .where(MessagePart.message_id == message_id)
         .order_by(MessagePart.index)
     ).all()
-    if parts:
-        status = _worst({p.status for p in parts})
-    else:  # an email: no parts
-        status = db.session.execute(
-            db.select(Message.status).where(Message.id == message_id)
-        ).scalar_one()
     events.publish(
         business_id,
         STATUS_EVENT,
         {
             "message_id": message_id,
             "client_id": client_id,
-            "status": status,
+            "status": status if status is not None else _worst({p.status for p in parts}),
             "parts": [{"index": p.index, "status": p.status, "reason": p.reason} for p in parts],
         },
     )

@@ -434,7 +434,7 @@ def add_auto_message(
     "Reply C to confirm" when the setting asks for it and replies reach the business. A text
     the balance cannot cover is returned stored failed (the owner alerted once a day).
     `setting`: the business's setting for `event` when the caller has just read it."""
-    if setting is None or setting.event != event:
+    if setting is None:
         setting = setting_for(appointment.business_id, event)
     if not setting.enabled:
         return None
